@@ -1,0 +1,1 @@
+"""Benchmarks and the evaluation sweep: ``python -m bench`` and ``python -m bench.evaluate``."""

@@ -1,0 +1,128 @@
+"""Benchmark the floors and the full stack side by side: ``python -m bench [--quick]``."""
+import argparse
+import dataclasses
+import functools
+import json
+import statistics
+import sys
+import uuid
+from pathlib import Path
+
+from bench import floor_rpc, loads
+from bench.machine import describe
+from bench.stack import NativeStack
+from broker.settings import Settings
+
+CONNECTIONS = (1, 8)
+FIGURES = ("rate", "mean", "p50", "p90", "p99", "max")
+TARGETS = (  # workload, connections, figure, limit: what the team aims for
+    ("lookup", 1, "p50", 1.0),
+    ("trade", 1, "p50", 2.5),
+    ("lookup", 8, "rate", 1000),
+    ("trade", 8, "rate", 600),
+)
+
+
+def median_summary(summaries):
+    """Median of each figure across runs; counts and errors added up."""
+    errors = {}
+    for summary in summaries:
+        for kind, n in summary["errors"].items():
+            errors[kind] = errors.get(kind, 0) + n
+    return {"count": sum(s["count"] for s in summaries), "errors": errors,
+            **{key: statistics.median(s[key] for s in summaries) for key in FIGURES}}
+
+
+def measure(load, args):
+    """Warm up with ``load(seconds)``, then run it ``args.runs`` times; return ``{workload: median summary}``."""
+    load(args.warmup)
+    runs = [load(args.duration) for _ in range(args.runs)]
+    return {workload: median_summary([run[workload] for run in runs]) for workload in runs[0]}
+
+
+def measure_all(system, named_loads, args):
+    """Rows for each load at each connection count; ``named_loads(connections)`` lists the loads."""
+    rows = []
+    for connections in CONNECTIONS:
+        for load in named_loads(connections):
+            for workload, summary in measure(load, args).items():
+                print(f"{system} {workload} x {connections}: {summary['rate']:.0f} req/s, "
+                      f"p50 {summary['p50']:.2f} ms", file=sys.stderr)
+                rows.append({"system": system, "workload": workload, "connections": connections, **summary})
+    return rows
+
+
+def http_loads(url, connections):
+    return [functools.partial(loads.wrk, url, "lookup", connections),
+            functools.partial(loads.wrk, url, "trade", connections),
+            functools.partial(loads.mixed, url, connections)]
+
+
+def run_all(args):
+    """Every row of the benchmark: HTTP floor, RPC floor, then the full stack."""
+    with NativeStack(modules=("bench.floor_http",)) as url:
+        rows = measure_all("http floor", functools.partial(http_loads, url), args)
+    settings = dataclasses.replace(Settings.from_env(), namespace=f"bench-{uuid.uuid4().hex[:8]}")
+    with floor_rpc.echo_server(settings):
+        rows += measure_all("rpc floor", lambda c: [functools.partial(floor_rpc.measure, settings, c)], args)
+    with NativeStack() as url:
+        stack_rows = measure_all("stack", functools.partial(http_loads, url), args)
+    floors = {(r["workload"], r["connections"]): r for r in rows}
+    for row in stack_rows:
+        floor = floors[row["workload"], row["connections"]]
+        row["rate_vs_floor"] = row["rate"] / floor["rate"]
+        row["p50_vs_floor"] = row["p50"] / floor["p50"]
+    return rows + stack_rows
+
+
+def markdown(rows):
+    """The rows as a markdown table."""
+    lines = ["| system | workload | conns | req/s | p50 ms | p90 ms | p99 ms | errors | req/s ÷ floor | p50 ÷ floor |",
+             "|---|---|--:|--:|--:|--:|--:|---|--:|--:|"]
+    for r in rows:
+        errors = " ".join(f"{kind}:{n}" for kind, n in r["errors"].items()) or "0"
+        ratios = f"{r['rate_vs_floor']:.2f} | {r['p50_vs_floor']:.2f}" if "rate_vs_floor" in r else "|"
+        lines.append(f"| {r['system']} | {r['workload']} | {r['connections']} | {r['rate']:.0f} | {r['p50']:.2f} "
+                     f"| {r['p90']:.2f} | {r['p99']:.2f} | {errors} | {ratios} |")
+    return "\n".join(lines)
+
+
+def target_lines(rows):
+    """One line per team target: the measured figure and whether it is met."""
+    stack = {(r["workload"], r["connections"]): r for r in rows if r["system"] == "stack"}
+    lines = []
+    for workload, connections, figure, limit in TARGETS:
+        value = stack[workload, connections][figure]
+        met = value <= limit if figure == "p50" else value > limit
+        sign, unit = ("≤", "ms") if figure == "p50" else (">", "req/s")
+        lines.append(f"- {workload} x {connections} {figure} {value:.2f} (target {sign} {limit} {unit}): "
+                     f"{'met' if met else 'MISSED'}")
+    return lines
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--runs", type=int, default=3, help="measured runs per load (default 3)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per load (default 2)")
+    parser.add_argument("--quick", action="store_true", help="1 run of 3 s after 1 s of warm-up")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results") / "latest.json")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.duration, args.warmup = 1, 3, 1
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rows = run_all(args)
+    report = {"machine": describe(), "runs": args.runs, "duration_s": args.duration,
+              "warmup_s": args.warmup, "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(markdown(rows))
+    print("\n".join(["", "Targets (stack):", *target_lines(rows)]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Evaluation sweep: client latency per request type against p and the number of clients.
+
+``python -m bench.evaluate`` runs ``python -m client --clients N -p P --json`` for p in 0..0.8 and N in 1..5,
+each point on a fresh native stack, then writes the PNG plots to docs/img/ and the result tables into
+docs/evaluation.md. ``--url URL --label docker`` measures an already running stack (e.g. the compose one).
+"""
+import argparse
+import contextlib
+import datetime
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from bench.machine import describe
+from bench.stack import ROOT, NativeStack
+from client.stats import KINDS
+
+PROBABILITIES = (0.0, 0.2, 0.4, 0.6, 0.8)
+CLIENTS = (1, 2, 3, 4, 5)
+REPORT = ROOT / "docs" / "evaluation.md"
+IMAGES = ROOT / "docs" / "img"
+
+
+def run_client(url, clients, probability, iterations, seed):
+    """One client run; its ``requests`` summary per request type."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run([sys.executable, "-m", "client", "--url", url, "--clients", str(clients),
+                        "-p", str(probability), "--iterations", str(iterations), "--seed", str(seed),
+                        "--json", out.name], check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+        return json.load(out)["requests"]
+
+
+def sweep(args):
+    """Every (p, clients) point, each on a fresh native stack unless ``--url`` names a running one."""
+    points = []
+    for probability in PROBABILITIES:
+        for clients in CLIENTS:
+            with contextlib.nullcontext(args.url) if args.url else NativeStack() as url:
+                requests = run_client(url, clients, probability, args.iterations, args.seed)
+            points.append({"probability": probability, "clients": clients, "requests": requests})
+            print(f"p={probability} clients={clients}: lookup p50 {requests['lookup']['p50']:.2f} ms",
+                  file=sys.stderr)
+    return points
+
+
+def plot(points, x_key, line_key, path, title):
+    """Median and p99 latency of each request type against ``x_key``, one line per ``line_key`` value (Agg PNG)."""
+    fig = Figure(figsize=(13, 7))
+    axes = fig.subplots(2, len(KINDS), sharex=True)
+    for row, figure in enumerate(("p50", "p99")):
+        for col, kind in enumerate(KINDS):
+            ax = axes[row][col]
+            for n, value in enumerate(sorted({p[line_key] for p in points})):
+                line = [(p[x_key], p["requests"][kind][figure]) for p in points
+                        if p[line_key] == value and p["requests"][kind][figure] is not None]
+                if line:
+                    ax.plot(*zip(*line), marker="o", color=f"C{n}", label=f"{line_key} = {value:g}")
+            ax.set_title(f"{kind} {figure}")
+            ax.set_ylabel("ms")
+            ax.set_ylim(bottom=0)
+            ax.grid(alpha=0.3)
+            if row == 1:
+                ax.set_xlabel(x_key)
+    axes[0][0].legend(fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def table(points):
+    """A markdown table of latency (p50 / p90 / p99 ms) per request type at each point."""
+    header = "| p | clients | " + " | ".join(f"{kind} p50 / p90 / p99" for kind in KINDS) + " | lookups/s | non-200 |"
+    lines = [header, "|--:|--:|" + "---|" * len(KINDS) + "--:|---|"]
+    for point in points:
+        requests = point["requests"]
+        cells = [" / ".join("-" if requests[kind][f] is None else f"{requests[kind][f]:.2f}"
+                            for f in ("p50", "p90", "p99")) for kind in KINDS]
+        errors = " ".join(f"{kind} {code}:{n}" for kind in KINDS for code, n in requests[kind]["errors"].items())
+        lines.append(f"| {point['probability']:g} | {point['clients']} | " + " | ".join(cells)
+                     + f" | {requests['lookup']['rate']:.0f} | {errors or '-'} |")
+    return "\n".join(lines)
+
+
+def section(points, args, machine, images):
+    """The generated part of the report for one label."""
+    where = f"the stack at {args.url}" if args.url else "a fresh native stack per point"
+    command = "python -m bench.evaluate" + (f" --url {args.url} --label {args.label}" if args.url else "")
+    return "\n".join([
+        f"Measured {datetime.date.today()} on {machine['cpu']} ({machine['cores']} cores), "
+        f"Python {machine['python']}, RabbitMQ {machine['rabbitmq']}; {where}, "
+        f"{args.iterations} lookups per client, seed {args.seed}. Reproduce with `{command}`.",
+        "",
+        *[f"![{name}](img/{name}.png)" for name in images],
+        "",
+        table(points),
+    ])
+
+
+def update_report(label, text):
+    """Replace the report's ``<!-- label:start -->...<!-- label:end -->`` block, or append one."""
+    start, end = f"<!-- {label}:start -->", f"<!-- {label}:end -->"
+    report = REPORT.read_text() if REPORT.exists() else "# Evaluation\n"
+    block = f"{start}\n{text}\n{end}"
+    if start in report and end in report:
+        report = report[:report.index(start)] + block + report[report.index(end) + len(end):]
+    else:
+        report = f"{report.rstrip()}\n\n## Results: {label}\n\n{block}\n"
+    REPORT.write_text(report)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="measure this running stack instead of starting native ones")
+    parser.add_argument("--label", default="native", help="names the plots, results and report block")
+    parser.add_argument("--iterations", type=int, default=300, help="lookups per client (default 300)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    points = sweep(args)
+    machine = describe()
+    results = ROOT / "bench" / "results" / f"evaluation-{args.label}.json"
+    results.write_text(json.dumps({"machine": machine, "iterations": args.iterations, "points": points}, indent=2))
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    images = [f"latency-vs-clients-{args.label}", f"latency-vs-probability-{args.label}"]
+    plot(points, "clients", "probability", IMAGES / f"{images[0]}.png", f"Latency against clients ({args.label})")
+    plot(points, "probability", "clients", IMAGES / f"{images[1]}.png", f"Latency against p ({args.label})")
+    update_report(args.label, section(points, args, machine, images))
+
+
+if __name__ == "__main__":
+    main()

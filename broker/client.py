@@ -1,0 +1,129 @@
+"""RPC client that many threads can share: a pool of connections, each used by one thread at a time."""
+import logging
+import threading
+import time
+import uuid
+
+from pika.exceptions import AMQPError
+
+from broker.connection import connect
+from broker.messages import RpcError, encode, parse_reply, properties
+
+log = logging.getLogger(__name__)
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+class _Link:
+    """A connection and channel consuming Direct Reply-to, owned by one caller at a time."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.channel = connection.channel()
+        self.channel.add_on_return_callback(self._on_return)
+        self.channel.basic_consume(DIRECT_REPLY_TO, self._on_reply, auto_ack=True)
+        self.call_id = self.body = self.error = None
+        self.last_used = time.monotonic()
+
+    def call(self, queue, body, props, timeout):
+        """Publish a request and pump this connection until its own reply arrives."""
+        self.call_id, self.body, self.error = props.correlation_id, None, None
+        self.channel.basic_publish("", queue, body, props, mandatory=True)
+        deadline = time.monotonic() + timeout
+        while self.body is None and self.error is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RpcError(504, f"{props.type} on {queue} got no reply within {timeout:g} s")
+            self.connection.process_data_events(time_limit=remaining)
+        self.last_used = time.monotonic()
+        if self.error:
+            raise self.error
+        return self.body
+
+    def close(self):
+        try:
+            self.connection.close()
+        except Exception:  # noqa: BLE001 - it is being thrown away anyway
+            pass
+
+    def _on_reply(self, _channel, _method, props, body):
+        # A late reply to a call that already timed out carries another correlation id.
+        if props.correlation_id == self.call_id:
+            self.body = body
+
+    def _on_return(self, _channel, _method, props, _body):
+        if props.correlation_id == self.call_id:
+            self.error = RpcError(503, f"no worker queue for {props.type!r}: is the worker started?")
+
+
+class RpcClient:
+    """Calls ``method`` on a service's queue and waits for the reply matched by correlation id.
+
+    pika is not thread-safe, so each call borrows a connection no other thread is using and
+    pumps it itself: no hand-off between threads on the hot path, and no reply queue per call
+    (Direct Reply-to). The pool grows to the number of concurrent callers. A keeper thread
+    services idle connections so heartbeats flow and dead ones are dropped.
+    """
+
+    def __init__(self, settings, app_id, connect_patience=0.5):
+        self.settings, self.app_id = settings, app_id
+        self.connect_patience = connect_patience
+        self._idle = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._keeper = threading.Thread(target=self._keep_alive, name=f"{app_id}-rpc-keeper", daemon=True)
+        self._keeper.start()
+
+    def call(self, service, method, args, timeout=None):
+        """Return the reply's ``data``; raise RpcError for an error reply, 503 or 504."""
+        timeout = timeout or self.settings.rpc_timeout
+        props = properties(self.app_id, method, reply_to=DIRECT_REPLY_TO,
+                           correlation_id=uuid.uuid4().hex, expiration=str(int(timeout * 1000)))
+        link = self._borrow()
+        try:
+            body = link.call(self.settings.queue(service), encode(args), props, timeout)
+        except AMQPError as exc:
+            link.close()
+            raise RpcError(503, f"lost connection to the message broker: {exc!r}") from None
+        except BaseException:
+            self._give_back(link)
+            raise
+        self._give_back(link)
+        return parse_reply(body)
+
+    def close(self):
+        """Close every idle connection and stop the keeper."""
+        self._stopping.set()
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for link in idle:
+            link.close()
+
+    def _borrow(self):
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        try:
+            return _Link(connect(self.settings, self.app_id, self._stopping, self.connect_patience))
+        except (AMQPError, OSError) as exc:
+            raise RpcError(503, f"message broker unavailable: {exc!r}") from None
+
+    def _give_back(self, link):
+        with self._lock:
+            if not self._stopping.is_set():
+                self._idle.append(link)
+                return
+        link.close()
+
+    def _keep_alive(self):
+        while not self._stopping.wait(5):
+            with self._lock:
+                stale = [link for link in self._idle if time.monotonic() - link.last_used > 5]
+                self._idle = [link for link in self._idle if link not in stale]
+            for link in stale:
+                try:
+                    link.connection.process_data_events(time_limit=0)
+                    link.last_used = time.monotonic()
+                    self._give_back(link)
+                except (AMQPError, OSError) as exc:
+                    log.warning("dropping a dead broker connection: %r", exc)
+                    link.close()

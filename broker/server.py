@@ -1,0 +1,109 @@
+"""RPC server loop for workers: N consumer threads, each with its own connection."""
+import logging
+import signal
+import threading
+import time
+
+from pika.exceptions import AMQPError
+
+from broker.connection import connect, declare_queue
+from broker.logs import request_id
+from broker.messages import BadMessage, RpcError, encode, parse_request, properties
+
+log = logging.getLogger(__name__)
+
+
+class RpcServer:
+    """Consumes a service's queue and answers each request with the handler for its ``type``.
+
+    A handler takes the request's JSON object and returns the reply's ``data`` or raises
+    RpcError. Acks go out only after the reply is published; a malformed request gets a 400
+    reply when it can, and is dead-lettered either way.
+    """
+
+    def __init__(self, settings, service, handlers, threads):
+        self.settings, self.service, self.handlers = settings, service, handlers
+        self.threads = threads
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._consumers = {}
+
+    def serve(self):
+        """Consume until stop() is called, then let in-flight requests finish."""
+        workers = [threading.Thread(target=self._consume, name=f"{self.service}-{n}")
+                   for n in range(self.threads)]
+        for worker in workers:
+            worker.start()
+        log.info("serving %s with %d threads", self.settings.queue(self.service), self.threads)
+        self._stopping.wait()
+        for worker in workers:
+            worker.join()
+        log.info("stopped")
+
+    def stop(self):
+        """Stop consuming; requests already being handled are finished and acked."""
+        with self._lock:
+            self._stopping.set()
+            for connection, channel in self._consumers.values():
+                connection.add_callback_threadsafe(channel.stop_consuming)
+
+    def _consume(self):
+        while not self._stopping.is_set():
+            try:
+                connection = connect(self.settings, self.service, self._stopping)
+            except (AMQPError, OSError):
+                return  # only reraised once stopping
+            try:
+                channel = connection.channel()
+                queue = declare_queue(channel, self.settings, self.service)
+                channel.basic_qos(prefetch_count=self.settings.prefetch)
+                channel.basic_consume(queue, self._on_message)
+                with self._lock:
+                    if self._stopping.is_set():
+                        break
+                    self._consumers[threading.get_ident()] = (connection, channel)
+                channel.start_consuming()
+            except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
+                log.warning("lost connection to broker: %r", exc)
+            finally:
+                with self._lock:
+                    self._consumers.pop(threading.get_ident(), None)
+                if connection.is_open:
+                    connection.close()
+
+    def _on_message(self, channel, delivery, props, body):
+        try:
+            method, args = parse_request(props, body, self.handlers)
+        except BadMessage as exc:
+            log.warning("dead-lettering malformed message %r from %s: %s",
+                        body[:200], props.app_id, exc)
+            if props.reply_to:
+                self._reply(channel, props, RpcError(400, f"malformed request: {exc}").envelope())
+            channel.basic_reject(delivery.delivery_tag, requeue=False)
+            return
+        token = request_id.set(str((props.headers or {}).get("request_id") or "-"))
+        started = time.perf_counter()
+        try:
+            reply, status = {"data": self.handlers[method](args)}, 200
+        except RpcError as exc:
+            reply, status = exc.envelope(), exc.code
+        except Exception:  # noqa: BLE001 - a bug in one request must not stop the worker
+            log.exception("%s failed", method)
+            reply, status = RpcError(500, f"internal error in {self.service}.{method}").envelope(), 500
+        self._reply(channel, props, reply)
+        channel.basic_ack(delivery.delivery_tag)
+        log.info("%s from %s: %d in %.2fms", method, props.app_id, status,
+                 (time.perf_counter() - started) * 1000)
+        request_id.reset(token)
+
+    def _reply(self, channel, request, reply):
+        props = properties(self.service, request.type,
+                           correlation_id=request.correlation_id)
+        channel.basic_publish("", request.reply_to, encode(reply), props)
+
+
+def serve_until_signalled(server):
+    """Run ``server`` in the foreground; SIGTERM or Ctrl-C stops it gracefully."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: server.stop())
+    server.serve()

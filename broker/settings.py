@@ -1,0 +1,70 @@
+"""Configuration for every service, read from the environment in one place."""
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
+    namespace: str = "bazaar"
+    data_dir: Path = Path("data")
+    rpc_timeout: float = 5.0
+    prefetch: int = 2
+    log_level: str = "INFO"
+    frontend_host: str = "127.0.0.1"
+    frontend_port: int = 8000
+    frontend_threads: int = 16
+    catalog_threads: int = 4
+    order_threads: int = 8
+    max_body_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_env(cls, environ=os.environ):
+        """Build settings from environment variables, falling back to the defaults."""
+        defaults = cls()
+        env = lambda key, default: type(default)(environ.get(key, default))  # noqa: E731
+        return cls(
+            amqp_url=env("AMQP_URL", defaults.amqp_url),
+            namespace=env("BAZAAR_NAMESPACE", defaults.namespace),
+            data_dir=Path(environ.get("DATA_DIR", defaults.data_dir)),
+            rpc_timeout=env("RPC_TIMEOUT", defaults.rpc_timeout),
+            prefetch=env("PREFETCH", defaults.prefetch),
+            log_level=env("LOG_LEVEL", defaults.log_level).upper(),
+            frontend_host=env("FRONTEND_HOST", defaults.frontend_host),
+            frontend_port=env("FRONTEND_PORT", defaults.frontend_port),
+            frontend_threads=env("FRONTEND_THREADS", defaults.frontend_threads),
+            catalog_threads=env("CATALOG_THREADS", defaults.catalog_threads),
+            order_threads=env("ORDER_THREADS", defaults.order_threads),
+            max_body_bytes=env("MAX_BODY_BYTES", defaults.max_body_bytes),
+        )
+
+    def queue(self, service):
+        """Name of a service's request queue, e.g. ``bazaar.catalog``."""
+        return f"{self.namespace}.{service}"
+
+    @property
+    def dead_letter_queue(self):
+        return f"{self.namespace}.dead-letter"
+
+
+ENVIRONMENT_HELP = """environment variables:
+  AMQP_URL          broker URL (default amqp://guest:guest@localhost:5672/%2F)
+  BAZAAR_NAMESPACE  prefix of every queue name (default bazaar)
+  DATA_DIR          where the CSV files live (default ./data)
+  RPC_TIMEOUT       seconds to wait for a reply (default 5)
+  PREFETCH          unacked requests per worker thread (default 2)
+  LOG_LEVEL         DEBUG, INFO, WARNING... (default INFO)
+  FRONTEND_HOST, FRONTEND_PORT, FRONTEND_THREADS   HTTP server (default 127.0.0.1, 8000, 16)
+  CATALOG_THREADS, ORDER_THREADS                    worker threads (default 4, 8)
+  MAX_BODY_BYTES    largest accepted request body (default 65536)"""
+
+
+def settings_from_cli(package, description, argv=None):
+    """Answer ``--help`` with the environment variables, then read the settings."""
+    parser = argparse.ArgumentParser(prog=f"python -m {package}", description=description,
+                                     epilog=ENVIRONMENT_HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args(argv)
+    return Settings.from_env()

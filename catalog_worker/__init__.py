@@ -1,0 +1,1 @@
+"""The catalog worker: owns the stock catalog and applies trades to it."""

@@ -1,0 +1,59 @@
+"""The frontend: HTTP in, one RPC per request over RabbitMQ, the worker's reply out."""
+import json
+import logging
+import time
+import uuid
+
+from flask import Flask, g, request
+from werkzeug.exceptions import HTTPException
+
+from broker import RpcClient, Settings
+from broker.logs import request_id
+
+log = logging.getLogger(__name__)
+REQUEST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
+def create_app(settings=None, rpc=None):
+    """Build the Flask app; ``rpc`` defaults to an RpcClient on the configured broker."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.extensions["rpc"] = rpc or RpcClient(settings, "frontend")
+
+    from frontend import routes
+    app.register_blueprint(routes.bp)
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _internal_error)
+    return app
+
+
+def _start_request():
+    given = request.headers.get("X-Request-ID", "")
+    valid = 0 < len(given) <= 64 and set(given) <= REQUEST_ID_CHARS
+    g.request_id = given if valid else uuid.uuid4().hex
+    g.started = time.perf_counter()
+    request_id.set(g.request_id)
+
+
+def _finish_request(response):
+    response.headers["X-Request-ID"] = g.get("request_id", "-")
+    elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    log.info("%s %s %d %.2fms", request.method, request.path, response.status_code, elapsed)
+    return response
+
+
+def _http_error(exc):
+    # Keep werkzeug's status and headers (e.g. Allow on a 405), with the JSON error body.
+    response = exc.get_response()
+    response.set_data(json.dumps({"error": {"code": exc.code, "message": exc.description}}))
+    response.content_type = "application/json"
+    return response
+
+
+def _internal_error(exc):
+    log.exception("unhandled error")
+    return {"error": {"code": 500, "message": "internal server error"}}, 500

@@ -1,0 +1,59 @@
+"""The HTTP API: each route checks the request and forwards it as one RPC."""
+import uuid
+from importlib import resources
+
+from flask import Blueprint, current_app, request
+
+from broker import RpcError
+
+bp = Blueprint("api", __name__)
+OPENAPI = resources.files("frontend").joinpath("openapi.json")
+
+
+@bp.get("/stocks/<name>")
+@bp.get("/stock/<name>")
+def lookup(name):
+    return forward("catalog", "lookup", {"name": name})
+
+
+@bp.post("/orders")
+@bp.post("/orders/")
+@bp.post("/order")
+@bp.post("/order/")
+def place_order():
+    if not request.is_json:
+        raise RpcError(415, "the body must be JSON sent as 'Content-Type: application/json'")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise RpcError(400, "the body must be a JSON object with 'name', 'quantity' and 'type'")
+    # A client retrying with the same Idempotency-Key gets the original trade back.
+    trade_id = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
+    if len(trade_id) > 200:
+        raise RpcError(400, "the Idempotency-Key header must be at most 200 characters")
+    args = {key: body.get(key) for key in ("name", "quantity", "type")}
+    return forward("order", "trade", {**args, "trade_id": trade_id})
+
+
+@bp.get("/orders/<number>")
+@bp.get("/order/<number>")
+def query_order(number):
+    try:
+        number = int(number)
+    except ValueError:
+        raise RpcError(400, f"the order number must be an integer, not {number!r}") from None
+    return forward("order", "query", {"number": number})
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return current_app.response_class(OPENAPI.read_bytes(), mimetype="application/json")
+
+
+@bp.errorhandler(RpcError)
+def rpc_error(exc):
+    return exc.envelope(), exc.code
+
+
+def forward(service, method, args):
+    """Make the RPC and answer with its reply: the envelope is the body, its code the status."""
+    return {"data": current_app.extensions["rpc"].call(service, method, args)}

@@ -1,0 +1,1 @@
+"""The order worker: executes trades through the catalog and keeps the numbered order log."""

@@ -1,0 +1,70 @@
+"""The order worker's RPC methods, and reconciliation with the catalog."""
+import logging
+import threading
+
+from broker import RpcError
+from broker.orders import parse_int, parse_trade
+
+log = logging.getLogger(__name__)
+SERVICE = "order"
+
+
+class OrderService:
+    """Executes each trade once through the catalog and numbers it in the order log.
+
+    The catalog applies a trade and journals it under its trade id before anything else; the
+    order log records it afterwards. If the order worker dies or loses the catalog's reply in
+    between, ``reconcile`` finds the applied-but-unlogged trades and logs them.
+    """
+
+    def __init__(self, log_store, catalog, catalog_timeout):
+        self.orders, self.catalog, self.catalog_timeout = log_store, catalog, catalog_timeout
+        self.handlers = {"trade": self.trade, "query": self.query}
+        self.uncertain = threading.Event()
+
+    def trade(self, args):
+        trade_id, name, order_type, quantity = parse_trade(args)
+        order = self.orders.find(trade_id) or self._execute(args)
+        if (order.name, order.type, order.quantity) != (name, order_type, quantity):
+            raise RpcError(422, "this Idempotency-Key was already used for a different order")
+        return {"transaction_number": order.number}
+
+    def _execute(self, args):
+        try:
+            t = self.catalog.call("catalog", "trade", args, timeout=self.catalog_timeout)
+        except RpcError as exc:
+            if exc.code in (503, 504):
+                self.uncertain.set()  # the catalog may have applied it: reconcile soon
+            raise
+        return self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"])
+
+    def query(self, args):
+        order = self.orders.get(parse_int(args, "number"))
+        if order is None:
+            raise RpcError(404, f"order {args['number']} not found")
+        return {"number": order.number, "name": order.name, "type": order.type, "quantity": order.quantity}
+
+    def reconcile(self):
+        """Log every trade the catalog applied that the order log does not have yet."""
+        missed = self.catalog.call("catalog", "trades_after", {"seq": self.orders.seq_floor},
+                                   timeout=self.catalog_timeout)
+        for t in missed:
+            if self.orders.find(t["trade_id"]) is None:
+                order = self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"])
+                log.warning("reconciled trade %s as transaction %d", t["trade_id"], order.number)
+
+    def reconcile_when_uncertain(self, stopping):
+        """Reconcile at start and after every catalog call whose outcome is unknown, until it works."""
+        self.uncertain.set()
+        while not stopping.is_set():
+            if not self.uncertain.wait(timeout=1):
+                continue
+            # A request the catalog has not taken yet expires after the timeout: wait it out.
+            if stopping.wait(self.catalog_timeout):
+                return
+            self.uncertain.clear()
+            try:
+                self.reconcile()
+            except RpcError as exc:
+                log.warning("reconciliation failed, will retry: %s", exc.message)
+                self.uncertain.set()

@@ -1,0 +1,154 @@
+"""Fixtures: a real RabbitMQ, a namespace and data directory per test, and the services as processes."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pika
+import pytest
+
+from broker import Settings
+from client.session import Session
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = {"catalog": "catalog_worker", "order": "order_worker", "frontend": "frontend"}
+
+
+def _reachable(url):
+    try:
+        pika.BlockingConnection(pika.URLParameters(url)).close()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _docker_available():
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def amqp_url():
+    """AMQP_URL if set, else a testcontainers RabbitMQ where Docker runs, else the local broker."""
+    if os.environ.get("AMQP_URL"):
+        yield os.environ["AMQP_URL"]
+        return
+    if _docker_available():
+        from testcontainers.rabbitmq import RabbitMqContainer
+        with RabbitMqContainer("rabbitmq:3.13-management") as rabbit:
+            yield (f"amqp://guest:guest@{rabbit.get_container_host_ip()}:"
+                   f"{rabbit.get_exposed_port(5672)}/%2F")
+        return
+    local = Settings().amqp_url
+    if not _reachable(local):
+        pytest.exit("No RabbitMQ for the tests: set AMQP_URL, make Docker available, or start a local "
+                    "broker (`rabbitmq-server -detached`) on localhost:5672 with guest/guest.", 2)
+    yield local
+
+
+@pytest.fixture
+def settings(amqp_url, tmp_path):
+    """Settings with a namespace and data directory of this test's own."""
+    settings = Settings(amqp_url=amqp_url, namespace=f"test-{uuid.uuid4().hex[:10]}",
+                        data_dir=tmp_path / "data", rpc_timeout=3.0)
+    yield settings
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        channel = connection.channel()
+        for queue in (settings.queue("catalog"), settings.queue("order"), settings.dead_letter_queue):
+            channel.queue_delete(queue)
+
+
+class Stack:
+    """The three services as child processes; each can be stopped, killed and started again."""
+
+    def __init__(self, settings, port, log_dir):
+        self.settings, self.log_dir = settings, log_dir
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {**os.environ, "AMQP_URL": settings.amqp_url, "BAZAAR_NAMESPACE": settings.namespace,
+                    "DATA_DIR": str(settings.data_dir), "FRONTEND_PORT": str(port),
+                    "RPC_TIMEOUT": str(settings.rpc_timeout), "LOG_LEVEL": "INFO"}
+        self.processes = {}
+
+    def start(self, *names):
+        for name in names or SERVICES:
+            log = open(self.log_dir / f"{name}.log", "ab")
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", SERVICES[name]], cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        self.wait_ready(names or SERVICES)
+
+    def stop(self, *names, sig=signal.SIGTERM):
+        """Signal the services and wait for them; return their exit codes."""
+        names = names or list(self.processes)
+        for name in names:
+            self.processes[name].send_signal(sig)
+        return {name: self.processes.pop(name).wait(timeout=15) for name in names}
+
+    def kill(self, *names):
+        return self.stop(*names, sig=signal.SIGKILL)
+
+    def wait_ready(self, names, timeout=20):
+        deadline = time.monotonic() + timeout
+        while not all(self._ready(name) for name in names):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{names} not ready:\n{self.logs()}")
+            time.sleep(0.05)
+
+    def logs(self):
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.log_dir.glob("*.log"))
+
+    def _ready(self, name):
+        if self.processes[name].poll() is not None:
+            raise RuntimeError(f"{name} exited:\n{self.logs()}")
+        if name == "frontend":
+            try:
+                return Session(self.url, timeout=1).get("/openapi.json")[0] == 200
+            except OSError:
+                return False
+        with pika.BlockingConnection(pika.URLParameters(self.settings.amqp_url)) as connection:
+            try:
+                declared = connection.channel().queue_declare(self.settings.queue(name), passive=True)
+            except pika.exceptions.ChannelClosedByBroker:
+                return False
+        return declared.method.consumer_count > 0
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def stack(settings, tmp_path):
+    """A running stack: catalog worker, order worker and frontend."""
+    stack = Stack(settings, free_port(), tmp_path)
+    stack.start()
+    yield stack
+    for name in list(stack.processes):
+        stack.processes.pop(name).kill()
+
+
+@pytest.fixture
+def api(stack):
+    """A keep-alive JSON session on the stack's frontend."""
+    session = Session(stack.url)
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def frontend_url(stack):
+    return stack.url
+
+
+@pytest.fixture
+def fast_settings(settings):
+    """Settings with a short RPC timeout, for tests that wait for one."""
+    return replace(settings, rpc_timeout=0.5)

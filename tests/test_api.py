@@ -1,0 +1,133 @@
+"""End to end over HTTP through all three services: every row of the API table."""
+import pytest
+
+BUY = {"name": "GameStart", "quantity": 1, "type": "buy"}
+
+
+def test_lookup(api):
+    status, body, headers = api.get("/stocks/GameStart")
+    assert (status, body) == (200, {"data": {"name": "GameStart", "price": 15.99, "quantity": 100}})
+    assert headers["Content-Type"] == "application/json"
+    assert int(headers["Content-Length"]) > 0
+
+
+def test_lookup_alias(api):
+    assert api.get("/stock/FishCo")[1]["data"]["name"] == "FishCo"
+
+
+def test_lookup_unknown_stock(api):
+    assert api.get("/stocks/NoSuchCo")[:2] == (
+        404, {"error": {"code": 404, "message": "stock 'NoSuchCo' not found"}})
+
+
+@pytest.mark.parametrize("path", ["/orders", "/orders/", "/order", "/order/"])
+def test_trade_and_query(api, path):
+    status, body, _ = api.post(path, BUY)
+    assert (status, body) == (200, {"data": {"transaction_number": 0}})
+    assert api.get("/orders/0")[:2] == (
+        200, {"data": {"number": 0, "name": "GameStart", "type": "buy", "quantity": 1}})
+    assert api.get("/stocks/GameStart")[1]["data"]["quantity"] == 99
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"quantity": 1, "type": "buy"}, "'name'"),
+    ({"name": 7, "quantity": 1, "type": "buy"}, "'name'"),
+    ({"name": "GameStart", "type": "buy"}, "'quantity'"),
+    ({"name": "GameStart", "quantity": 0, "type": "buy"}, "'quantity'"),
+    ({"name": "GameStart", "quantity": -3, "type": "sell"}, "'quantity'"),
+    ({"name": "GameStart", "quantity": 1.0, "type": "buy"}, "'quantity'"),
+    ({"name": "GameStart", "quantity": 1.5, "type": "buy"}, "'quantity'"),
+    ({"name": "GameStart", "quantity": True, "type": "buy"}, "'quantity'"),
+    ({"name": "GameStart", "quantity": "1", "type": "buy"}, "'quantity'"),
+    ({"name": "GameStart", "quantity": 1}, "'type'"),
+    ({"name": "GameStart", "quantity": 1, "type": "short"}, "'type'"),
+    ([BUY], "JSON object"),
+])
+def test_trade_rejects_bad_input(api, body, message):
+    status, reply, _ = api.post("/orders", body)
+    assert status == 400 and reply["error"]["code"] == 400
+    assert message in reply["error"]["message"]
+    assert_untouched(api)
+
+
+def test_trade_rejects_malformed_json(api):
+    status, reply, _ = api.request("POST", "/orders", headers={"Content-Type": "application/json"},
+                                   raw=b'{"name": "GameStart",')
+    assert (status, reply["error"]["code"]) == (400, 400)
+    assert_untouched(api)
+
+
+def test_trade_rejects_non_json_content_type(api):
+    status, reply, _ = api.request("POST", "/orders", headers={"Content-Type": "text/plain"},
+                                   raw=b'{"name": "GameStart", "quantity": 1, "type": "buy"}')
+    assert (status, reply["error"]["code"]) == (415, 415)
+    assert_untouched(api)
+
+
+def test_trade_rejects_oversized_body(api):
+    status, reply, _ = api.request("POST", "/orders", headers={"Content-Type": "application/json"},
+                                   raw=b'{"name": "' + b"x" * 100_000 + b'"}')
+    assert (status, reply["error"]["code"]) == (413, 413)
+
+
+def test_trade_unknown_stock(api):
+    status, reply, _ = api.post("/orders", {**BUY, "name": "NoSuchCo"})
+    assert (status, reply["error"]["code"]) == (404, 404)
+    assert_untouched(api)
+
+
+def test_buy_more_than_available(api):
+    status, reply, _ = api.post("/orders", {**BUY, "quantity": 101})
+    assert (status, reply["error"]) == (409, {"code": 409, "message":
+                                              "insufficient quantity of GameStart: 100 available"})
+    assert_untouched(api)
+
+
+def test_buy_exactly_what_is_left(api):
+    assert api.post("/orders", {**BUY, "quantity": 100})[0] == 200
+    assert api.get("/stocks/GameStart")[1]["data"]["quantity"] == 0
+    assert api.post("/orders", BUY)[0] == 409
+
+
+def test_sell_adds_quantity(api):
+    assert api.post("/orders", {**BUY, "type": "sell", "quantity": 5})[0] == 200
+    assert api.get("/stocks/GameStart")[1]["data"]["quantity"] == 105
+
+
+@pytest.mark.parametrize("path, status", [
+    ("/orders/abc", 400), ("/orders/1.5", 400), ("/orders/0", 404), ("/orders/-1", 404),
+])
+def test_query_errors(api, path, status):
+    code, reply, _ = api.get(path)
+    assert (code, reply["error"]["code"]) == (status, status)
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("GET", "/nowhere", 404), ("GET", "/stocks", 404), ("DELETE", "/orders", 405),
+    ("PUT", "/stocks/GameStart", 405), ("GET", "/orders", 405), ("PATCH", "/orders/0", 405),
+])
+def test_unknown_path_or_method(api, method, path, status):
+    code, reply, headers = api.request(method, path)
+    assert (code, reply["error"]["code"]) == (status, status)
+    assert headers["Content-Type"] == "application/json"
+
+
+def test_request_id_is_honoured_and_reaches_the_workers(api, stack):
+    _, _, headers = api.get("/stocks/FishCo", headers={"X-Request-ID": "trace-me-42"})
+    assert headers["X-Request-ID"] == "trace-me-42"
+    assert "rid=trace-me-42" in (stack.log_dir / "catalog.log").read_text()
+    assert len(api.get("/stocks/FishCo")[2]["X-Request-ID"]) == 32
+
+
+def test_keep_alive(api):
+    api.get("/stocks/FishCo")
+    connection = api.conn
+    api.post("/orders", BUY)
+    api.get("/orders/0")
+    assert api.conn is connection and connection.sock is not None
+
+
+def assert_untouched(api):
+    """A failed request changed no state."""
+    assert api.get("/stocks/GameStart")[1]["data"]["quantity"] == 100
+    assert api.get("/orders/0")[0] == 404
