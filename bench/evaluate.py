@@ -91,8 +91,10 @@ def section(points, args, machine, images):
     command = "python -m bench.evaluate" + (f" --url {args.url} --label {args.label}" if args.url else "")
     return "\n".join([
         f"Measured {datetime.date.today()} on {machine['cpu']} ({machine['cores']} cores), "
-        f"Python {machine['python']}, RabbitMQ {machine['rabbitmq']}; {where}, "
-        f"{args.iterations} lookups per client, seed {args.seed}. Reproduce with `{command}`.",
+        f"Python {machine['python']}, RabbitMQ {machine['rabbitmq']}; an fsynced log append took "
+        f"{machine['append_fdatasync_ms']:.2f} ms and an atomic CSV replace {machine['csv_replace_fsync_ms']:.2f} ms "
+        f"(medians); {where}, {args.iterations} lookups per client, seed {args.seed}. "
+        f"Reproduce with `{command}`.",
         "",
         *[f"![{name}](img/{name}.png)" for name in images],
         "",

@@ -1,5 +1,6 @@
 """Crash-safe CSV files: fsynced append-only logs and atomically replaced tables."""
 import csv
+import fcntl
 import io
 import logging
 import os
@@ -45,9 +46,12 @@ class AppendLog:
     def open(cls, path, header):
         """Return the log, ready for appends, and the records already in it."""
         self = cls(path, header)
-        rows = self._read_and_repair()
         self._file = open(path, "a", newline="")
-        return self, rows
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"{path} is in use by another process") from None
+        return self, self._read_and_repair()
 
     def append(self, row):
         """Write one record and make it durable."""

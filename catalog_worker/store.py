@@ -60,7 +60,9 @@ class CatalogStore:
         self._snapshot_lock = threading.Lock()
         self._write_snapshot()
         self._dirty = threading.Event()
-        threading.Thread(target=self._write_snapshots, name="snapshot", daemon=True).start()
+        self._closed = False
+        self._snapshots = threading.Thread(target=self._write_snapshots, name="snapshot", daemon=True)
+        self._snapshots.start()
 
     def lookup(self, name):
         """The stock called ``name``; raise a 404 RpcError if there is none."""
@@ -93,8 +95,11 @@ class CatalogStore:
         return self._applied[seq:]
 
     def close(self):
-        """Write the final snapshot and close the journal."""
+        """Stop the snapshot thread, write the final snapshot and close the journal."""
         with self._lock:
+            self._closed = True
+            self._dirty.set()
+            self._snapshots.join()
             self._write_snapshot()
             self._journal.close()
 
@@ -112,6 +117,8 @@ class CatalogStore:
         while True:
             self._dirty.wait()
             self._dirty.clear()
+            if self._closed:
+                return
             self._write_snapshot()
 
     def _write_snapshot(self):

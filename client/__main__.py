@@ -1,4 +1,4 @@
-"""Command line: run N trading sessions in parallel processes and report latency per request type."""
+"""Trading client: N sessions of lookups and trades against the frontend, with latency per request type."""
 import argparse
 import functools
 import json

@@ -14,7 +14,8 @@ def main(argv=None):
     setup_logging(SERVICE, settings.log_level)
     catalog = RpcClient(settings, SERVICE)
     # Half the frontend's timeout, so the frontend hears about a slow catalog before it gives up.
-    service = OrderService(OrderLog(settings.data_dir), catalog, settings.rpc_timeout / 2)
+    orders = OrderLog(settings.data_dir)
+    service = OrderService(orders, catalog, settings.rpc_timeout / 2)
     stopping = threading.Event()
     reconciler = threading.Thread(target=service.reconcile_when_uncertain, args=(stopping,),
                                   name="reconcile", daemon=True)
@@ -24,6 +25,7 @@ def main(argv=None):
     finally:
         stopping.set()
         catalog.close()
+        orders.close()
 
 
 if __name__ == "__main__":

@@ -48,6 +48,9 @@ class OrderLog:
             self._remember(order)
             return order
 
+    def close(self):
+        self._log.close()
+
     @property
     def seq_floor(self):
         """Every catalog trade up to this sequence number is in the log."""

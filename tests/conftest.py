@@ -64,11 +64,53 @@ def settings(amqp_url, tmp_path):
             channel.queue_delete(queue)
 
 
+class BrokerAdmin:
+    """The test's own view of the broker, to publish, inspect and count consumers."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+        self.channel = self.connection.channel()
+
+    def consumers(self, service):
+        """Consumers on a service's queue; 0 if it does not exist yet."""
+        try:
+            return self.channel.queue_declare(self.settings.queue(service), passive=True).method.consumer_count
+        except pika.exceptions.ChannelClosedByBroker:
+            self.channel = self.connection.channel()
+            return 0
+
+    def wait_for_consumers(self, service, timeout=20):
+        deadline = time.monotonic() + timeout
+        while not self.consumers(service):
+            assert time.monotonic() < deadline, f"no consumer on {service}"
+            time.sleep(0.05)
+
+    def get(self, queue, timeout=5):
+        """Wait for one message on ``queue``; return ``(properties, body)``."""
+        deadline = time.monotonic() + timeout
+        while (message := self.channel.basic_get(queue, auto_ack=True))[0] is None:
+            assert time.monotonic() < deadline, f"nothing arrived on {queue}"
+            time.sleep(0.05)
+        return message[1:]
+
+    def close(self):
+        self.connection.close()
+
+
+@pytest.fixture
+def admin(settings):
+    admin = BrokerAdmin(settings)
+    yield admin
+    admin.close()
+
+
 class Stack:
     """The three services as child processes; each can be stopped, killed and started again."""
 
     def __init__(self, settings, port, log_dir):
         self.settings, self.log_dir = settings, log_dir
+        self.admin = BrokerAdmin(settings)
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**os.environ, "AMQP_URL": settings.amqp_url, "BAZAAR_NAMESPACE": settings.namespace,
                     "DATA_DIR": str(settings.data_dir), "FRONTEND_PORT": str(port),
@@ -110,12 +152,7 @@ class Stack:
                 return Session(self.url, timeout=1).get("/openapi.json")[0] == 200
             except OSError:
                 return False
-        with pika.BlockingConnection(pika.URLParameters(self.settings.amqp_url)) as connection:
-            try:
-                declared = connection.channel().queue_declare(self.settings.queue(name), passive=True)
-            except pika.exceptions.ChannelClosedByBroker:
-                return False
-        return declared.method.consumer_count > 0
+        return self.admin.consumers(name) > 0
 
 
 def free_port():
@@ -133,6 +170,7 @@ def stack(settings, tmp_path):
     yield stack
     for name in list(stack.processes):
         stack.processes.pop(name).kill()
+    stack.admin.close()
 
 
 @pytest.fixture

@@ -1,0 +1,183 @@
+"""Exactly-once trades: redelivered requests, retried HTTP requests, and services killed under load."""
+import csv
+import http.client
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+
+import pika
+import pytest
+
+from client.session import Session
+
+BUY = {"name": "GameStart", "quantity": 2, "type": "buy"}
+STOCKS = ("GameStart", "FishCo", "BoarCo")
+
+
+def read_csv(settings, name):
+    """The rows of one of the services' CSV files, as dicts."""
+    with open(settings.data_dir / name, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def rpc_twice(settings, service, method, args, timeout=5):
+    """Publish the same request twice onto a service's queue, as a redelivery would; return both replies."""
+    replies = []
+    with pika.BlockingConnection(pika.URLParameters(settings.amqp_url)) as connection:
+        channel = connection.channel()
+        channel.basic_consume("amq.rabbitmq.reply-to", lambda *m: replies.append(json.loads(m[3])), auto_ack=True)
+        props = pika.BasicProperties(type=method, content_type="application/json",
+                                     reply_to="amq.rabbitmq.reply-to", correlation_id="same")
+        for _ in range(2):
+            channel.basic_publish("", settings.queue(service), json.dumps(args).encode(), props)
+        deadline = time.monotonic() + timeout
+        while len(replies) < 2 and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.1)
+    return replies
+
+
+def test_catalog_applies_a_redelivered_trade_once(api, settings):
+    replies = rpc_twice(settings, "catalog", "trade", {**BUY, "trade_id": "t-1"})
+    assert replies == [{"data": {"seq": 1, "trade_id": "t-1", "name": "GameStart", "type": "buy", "quantity": 2}}] * 2
+    assert api.get("/stocks/GameStart")[1]["data"]["quantity"] == 98
+    assert [row["trade_id"] for row in read_csv(settings, "catalog_journal.csv")] == ["t-1"]
+
+
+def test_order_worker_logs_a_redelivered_trade_once(api, settings):
+    assert rpc_twice(settings, "order", "trade", {**BUY, "trade_id": "t-1"}) == [{"data": {"transaction_number": 0}}] * 2
+    assert api.get("/orders/1")[0] == 404
+    assert api.get("/stocks/GameStart")[1]["data"]["quantity"] == 98
+    assert [row["trade_id"] for row in read_csv(settings, "order_log.csv")] == ["t-1"]
+
+
+def test_retried_post_trades_once(api):
+    key = {"Idempotency-Key": "retry-me"}
+    assert api.post("/orders", BUY, headers=key)[:2] == (200, {"data": {"transaction_number": 0}})
+    assert api.post("/orders", BUY, headers=key)[:2] == (200, {"data": {"transaction_number": 0}})
+    assert api.get("/stocks/GameStart")[1]["data"]["quantity"] == 98
+    assert api.get("/orders/1")[0] == 404
+
+
+def test_reused_key_with_another_order_is_422(api):
+    key = {"Idempotency-Key": "used-once"}
+    assert api.post("/orders", BUY, headers=key)[0] == 200
+    status, body, _ = api.post("/orders", {**BUY, "quantity": 3}, headers=key)
+    assert (status, body["error"]["code"]) == (422, 422)
+    assert api.get("/stocks/GameStart")[1]["data"]["quantity"] == 98
+
+
+class Load:
+    """Client threads placing random trades, each retrying its own Idempotency-Key on 5xx or a lost connection."""
+
+    def __init__(self, url, rng, clients=6, retries=6, pause=0.3):
+        self.url, self.retries, self.pause = url, retries, pause
+        self.done = threading.Event()
+        self.attempted, self.succeeded, self.uncertain, self.statuses = [], {}, [], Counter()
+        self._lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._trade, args=(random.Random(rng.random()),))
+                        for _ in range(clients)]
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self.done.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+    def _trade(self, rng):
+        session = Session(self.url, timeout=10)
+        while not self.done.is_set():
+            key, order = uuid.uuid4().hex, {"name": rng.choice(STOCKS), "quantity": rng.randint(1, 3),
+                                            "type": rng.choice(("buy", "sell"))}
+            self.attempted.append(key)
+            for _ in range(self.retries):
+                try:
+                    status, body, _ = session.post("/orders", order, headers={"Idempotency-Key": key})
+                except (OSError, http.client.HTTPException) as exc:
+                    session.close()
+                    status = type(exc).__name__
+                with self._lock:
+                    self.statuses[status] += 1
+                if status == 200:
+                    self.succeeded[key] = (order, body["data"]["transaction_number"])
+                if isinstance(status, int) and status < 500:
+                    break
+                time.sleep(self.pause)
+            else:
+                self.uncertain.append(key)
+        session.close()
+
+
+def kill_and_restart(stack, rng, rounds):
+    """SIGKILL each service ``rounds`` times at random moments, restarting it after a random outage."""
+    kills = Counter()
+    for _ in range(rounds):
+        for name in rng.sample(list(stack.processes), 3):
+            time.sleep(rng.uniform(0.3, 1.5))
+            stack.kill(name)
+            kills[name] += 1
+            time.sleep(rng.uniform(0, 2 * stack.settings.rpc_timeout))  # sometimes past the timeouts
+            stack.start(name)
+    return kills
+
+
+def wait_until_reconciled(settings, timeout=20):
+    deadline = time.monotonic() + timeout
+    while True:
+        logged = {row["trade_id"] for row in read_csv(settings, "order_log.csv")}
+        applied = {row["trade_id"] for row in read_csv(settings, "catalog_journal.csv")}
+        if logged == applied or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_exactly_once_while_services_are_killed(stack, settings):
+    seed = int(os.environ.get("FAULT_SEED", random.randrange(10**6)))
+    print(f"\nfault injection seed {seed} (rerun with FAULT_SEED={seed})")
+    rng, started = random.Random(seed), time.monotonic()
+    with Load(stack.url, rng) as load:
+        kills = kill_and_restart(stack, rng, rounds=3)
+    wait_until_reconciled(settings)
+    assert stack.stop() == {"catalog": 0, "order": 0, "frontend": 0}
+
+    log, logs = read_csv(settings, "order_log.csv"), "".join(p.read_text(errors="replace") for p in stack.log_dir.glob("*.log"))
+    journal = read_csv(settings, "catalog_journal.csv")
+    print(f"kills {dict(kills)}; trades attempted {len(load.attempted)}, succeeded {len(load.succeeded)}, "
+          f"uncertain {len(load.uncertain)}; statuses {dict(load.statuses)}; order log {len(log)}, "
+          f"journal {len(journal)}; reconciled {logs.count('reconciled trade')}, "
+          f"torn lines cut {logs.count('dropping torn last line')}; {time.monotonic() - started:.1f} s")
+    assert not set(load.statuses) & {400, 404, 422}, load.statuses
+    # The order log: numbers 0..n-1 in order, one line per trade id, the same trades the catalog applied.
+    assert [int(row["transaction_number"]) for row in log] == list(range(len(log)))
+    assert len({row["trade_id"] for row in log}) == len(log)
+    assert sorted(row["trade_id"] for row in log) == sorted(row["trade_id"] for row in journal)
+    assert [int(row["seq"]) for row in journal] == list(range(1, len(journal) + 1))
+    # Every trade a client saw succeed is logged under the number it was given, as it was placed.
+    by_key = {row["trade_id"]: row for row in log}
+    for key, (order, number) in load.succeeded.items():
+        row = by_key[key]
+        assert int(row["transaction_number"]) == number
+        assert (row["stock_name"], row["order_type"], int(row["trade_quantity"])) == (
+            order["name"], order["type"], order["quantity"])
+    # The catalog's quantities and volumes are exactly the order log's trades, in the snapshot and the journal.
+    stocks = {row["name"]: row for row in read_csv(settings, "stock_db.csv")}
+    last = {row["name"]: row for row in journal}
+    for name in STOCKS:
+        trades = [row for row in log if row["stock_name"] == name]
+        change = sum(int(r["trade_quantity"]) * (1 if r["order_type"] == "sell" else -1) for r in trades)
+        volume = sum(int(r["trade_quantity"]) for r in trades)
+        assert (int(stocks[name]["quantity"]), int(stocks[name]["trading_volume"])) == (100 + change, volume)
+        if trades:
+            assert (int(last[name]["quantity_after"]), int(last[name]["volume_after"])) == (100 + change, volume)
+    # ...and so are the catalog's after it replays its files.
+    stack.start("catalog", "frontend")
+    for name in STOCKS:
+        assert Session(stack.url).get(f"/stocks/{name}")[1]["data"]["quantity"] == int(stocks[name]["quantity"])
