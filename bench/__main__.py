@@ -40,11 +40,11 @@ def measure(load, args):
     return {workload: median_summary([run[workload] for run in runs]) for workload in runs[0]}
 
 
-def measure_all(system, named_loads, args):
-    """Rows for each load at each connection count; ``named_loads(connections)`` lists the loads."""
+def measure_all(system, loads_for, args):
+    """Rows for each load at each connection count; ``loads_for(connections)`` lists the loads."""
     rows = []
     for connections in CONNECTIONS:
-        for load in named_loads(connections):
+        for load in loads_for(connections):
             for workload, summary in measure(load, args).items():
                 print(f"{system} {workload} x {connections}: {summary['rate']:.0f} req/s, "
                       f"p50 {summary['p50']:.2f} ms", file=sys.stderr)
@@ -53,6 +53,7 @@ def measure_all(system, named_loads, args):
 
 
 def http_loads(url, connections):
+    """The HTTP loads: wrk lookups, wrk trades and the mixed client."""
     return [functools.partial(loads.wrk, url, "lookup", connections),
             functools.partial(loads.wrk, url, "trade", connections),
             functools.partial(loads.mixed, url, connections)]

@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 from matplotlib.figure import Figure
 
@@ -89,17 +88,12 @@ def section(points, args, machine, images):
     """The generated part of the report for one label."""
     where = f"the stack at {args.url}" if args.url else "a fresh native stack per point"
     command = "python -m bench.evaluate" + (f" --url {args.url} --label {args.label}" if args.url else "")
-    return "\n".join([
-        f"Measured {datetime.date.today()} on {machine['cpu']} ({machine['cores']} cores), "
-        f"Python {machine['python']}, RabbitMQ {machine['rabbitmq']}; an fsynced log append took "
-        f"{machine['append_fdatasync_ms']:.2f} ms and an atomic CSV replace {machine['csv_replace_fsync_ms']:.2f} ms "
-        f"(medians); {where}, {args.iterations} lookups per client, seed {args.seed}. "
-        f"Reproduce with `{command}`.",
-        "",
-        *[f"![{name}](img/{name}.png)" for name in images],
-        "",
-        table(points),
-    ])
+    header = (f"Measured {datetime.date.today()} on {machine['cpu']} ({machine['cores']} cores), "
+              f"Python {machine['python']}, RabbitMQ {machine['rabbitmq']}; an fsynced log append took "
+              f"{machine['append_fdatasync_ms']:.2f} ms and an atomic CSV replace "
+              f"{machine['csv_replace_fsync_ms']:.2f} ms (medians); {where}, {args.iterations} lookups per "
+              f"client, seed {args.seed}. Reproduce with `{command}`.")
+    return "\n".join([header, "", *[f"![{name}](img/{name}.png)" for name in images], "", table(points)])
 
 
 def update_report(label, text):

@@ -20,7 +20,7 @@ def _channel(settings):
 
 def serve(settings):
     """Answer every request on the echo queue with its own body, acking after the reply like the workers."""
-    connection, channel = _channel(settings)
+    _, channel = _channel(settings)
 
     def echo(ch, delivery, props, body):
         ch.basic_publish("", props.reply_to, body, pika.BasicProperties(correlation_id=props.correlation_id))

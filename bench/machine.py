@@ -14,7 +14,7 @@ def rabbitmq_version():
     """The local RabbitMQ node's version, or "unknown" when it cannot be asked."""
     try:
         result = subprocess.run(["rabbitmq-diagnostics", "-q", "server_version"],
-                                capture_output=True, text=True, timeout=30)
+                                capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return result.stdout.strip() or "unknown"

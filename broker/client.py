@@ -7,7 +7,7 @@ import uuid
 from pika.exceptions import AMQPError
 
 from broker.connection import connect
-from broker.messages import RpcError, encode, parse_reply, properties
+from broker.messages import RpcError, deadline, encode, parse_reply, properties
 
 log = logging.getLogger(__name__)
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
@@ -76,8 +76,15 @@ class RpcClient:
     def call(self, service, method, args, timeout=None):
         """Return the reply's ``data``; raise RpcError for an error reply, 503 or 504."""
         timeout = timeout or self.settings.rpc_timeout
+        # A call made while handling a request gets no more time than that request's caller has left.
+        if deadline.get() is not None:
+            timeout = min(timeout, deadline.get() - time.time())
+            if timeout <= 0:
+                raise RpcError(504, f"no time left to call {method} on {service}")
         props = properties(self.app_id, method, reply_to=DIRECT_REPLY_TO,
-                           correlation_id=uuid.uuid4().hex, expiration=str(int(timeout * 1000)))
+                           correlation_id=uuid.uuid4().hex, expiration=str(max(1, int(timeout * 1000))))
+        # The queue drops the request once it expires; the worker drops it if it gets it later.
+        props.headers["deadline_ms"] = int((time.time() + timeout) * 1000)
         link = self._borrow()
         try:
             body = link.call(self.settings.queue(service), encode(args), props, timeout)

@@ -1,4 +1,5 @@
 """The wire format: JSON bodies, legible AMQP properties, and the reply envelope."""
+import contextvars
 import json
 import time
 
@@ -7,6 +8,8 @@ import pika
 from broker.logs import request_id
 
 JSON = "application/json"
+# When the caller of the request being handled stops waiting (epoch seconds; None outside requests).
+deadline = contextvars.ContextVar("deadline", default=None)
 
 
 class RpcError(Exception):

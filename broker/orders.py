@@ -3,6 +3,7 @@ from broker.messages import RpcError
 
 ORDER_TYPES = ("buy", "sell")
 MAX_NAME = 100
+MAX_QUANTITY = 1_000_000_000
 
 
 def parse_trade(args):
@@ -12,8 +13,8 @@ def parse_trade(args):
     if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
         raise RpcError(400, f"'name' must be a stock name (a string of 1 to {MAX_NAME} characters)")
     # bool is a subclass of int, and True is no quantity.
-    if type(quantity) is not int or quantity < 1:
-        raise RpcError(400, "'quantity' must be an integer >= 1")
+    if type(quantity) is not int or not 1 <= quantity <= MAX_QUANTITY:
+        raise RpcError(400, f"'quantity' must be an integer from 1 to {MAX_QUANTITY:,}")
     if order_type not in ORDER_TYPES:
         raise RpcError(400, "'type' must be 'buy' or 'sell'")
     if not isinstance(trade_id, str) or not 0 < len(trade_id) <= 200:

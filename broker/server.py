@@ -8,7 +8,14 @@ from pika.exceptions import AMQPError
 
 from broker.connection import connect, declare_queue
 from broker.logs import request_id
-from broker.messages import BadMessage, RpcError, encode, parse_request, properties
+from broker.messages import (
+    BadMessage,
+    RpcError,
+    deadline,
+    encode,
+    parse_request,
+    properties,
+)
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +25,9 @@ class RpcServer:
 
     A handler takes the request's JSON object and returns the reply's ``data`` or raises
     RpcError. Acks go out only after the reply is published; a malformed request gets a 400
-    reply when it can, and is dead-lettered either way.
+    reply when it can, and is dead-lettered either way. A request whose caller has stopped
+    waiting (it sat in this worker's prefetch while the worker was busy or frozen) is
+    dead-lettered unhandled, so a request that timed out is not executed later.
     """
 
     def __init__(self, settings, service, handlers, threads):
@@ -81,7 +90,15 @@ class RpcServer:
                 self._reply(channel, props, RpcError(400, f"malformed request: {exc}").envelope())
             channel.basic_reject(delivery.delivery_tag, requeue=False)
             return
-        token = request_id.set(str((props.headers or {}).get("request_id") or "-"))
+        headers = props.headers or {}
+        ends = headers["deadline_ms"] / 1000 if isinstance(headers.get("deadline_ms"), int) else None
+        if ends is not None and time.time() > ends:
+            log.warning("dead-lettering %s from %s: its caller stopped waiting %.2f s ago",
+                        method, props.app_id, time.time() - ends)
+            channel.basic_reject(delivery.delivery_tag, requeue=False)
+            return
+        token = request_id.set(str(headers.get("request_id") or "-"))
+        deadline.set(ends)
         started = time.perf_counter()
         try:
             reply, status = {"data": self.handlers[method](args)}, 200

@@ -15,6 +15,7 @@ DEFAULT_PRICES = {
     "ObelixInc": 27.05, "DogmatixLtd": 5.60, "Getafix": 44.10, "Vitalstatix": 19.95, "Cacofonix": 3.25,
 }
 DEFAULT_QUANTITY = 100
+SNAPSHOT_INTERVAL = 1.0
 
 
 class Stock(NamedTuple):
@@ -37,8 +38,8 @@ class CatalogStore:
     """Lookups and atomic trades over the catalog, deduplicated by trade id.
 
     A trade is durable once its journal line is fsynced; the CSV snapshot is then replaced
-    atomically by a background thread, which folds a burst of trades into one rewrite and
-    keeps the rewrite off the trade's path. Records are immutable and replaced only after the
+    atomically by a background thread, at most once a second and at close, which keeps the
+    rewrite off the trade's path. Records are immutable and replaced only after the
     journal write, so lookups read committed state without waiting for a writer's fsync;
     trades serialize on one lock.
     """
@@ -57,10 +58,9 @@ class CatalogStore:
         for row in rows:
             self._replay(*row)
         self._lock = threading.Lock()
-        self._snapshot_lock = threading.Lock()
         self._write_snapshot()
         self._dirty = threading.Event()
-        self._closed = False
+        self._closing = threading.Event()
         self._snapshots = threading.Thread(target=self._write_snapshots, name="snapshot", daemon=True)
         self._snapshots.start()
 
@@ -97,7 +97,7 @@ class CatalogStore:
     def close(self):
         """Stop the snapshot thread, write the final snapshot and close the journal."""
         with self._lock:
-            self._closed = True
+            self._closing.set()
             self._dirty.set()
             self._snapshots.join()
             self._write_snapshot()
@@ -117,10 +117,12 @@ class CatalogStore:
         while True:
             self._dirty.wait()
             self._dirty.clear()
-            if self._closed:
+            if self._closing.is_set():
                 return
             self._write_snapshot()
+            # At most one rewrite a second: its fsyncs would otherwise queue up behind, and
+            # delay, the journal fsyncs of the trades that follow.
+            self._closing.wait(SNAPSHOT_INTERVAL)
 
     def _write_snapshot(self):
-        with self._snapshot_lock:
-            replace_atomically(self.csv_path, STOCK_COLUMNS, list(self._stocks.values()))
+        replace_atomically(self.csv_path, STOCK_COLUMNS, list(self._stocks.values()))

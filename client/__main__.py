@@ -44,8 +44,8 @@ def fraction_done(args, loops_done, elapsed):
 def run(args):
     """Run the sessions; return ``(summary per request type, mismatches, elapsed seconds)``."""
     seed = random.randrange(2**32) if args.seed is None else args.seed
-    options = dict(url=args.url, probability=args.probability, stocks=args.stocks,
-                   iterations=args.iterations, duration=args.duration)
+    options = {"url": args.url, "probability": args.probability, "stocks": args.stocks,
+               "iterations": args.iterations, "duration": args.duration}
     counter = multiprocessing.Value("q", 0)
     show = sys.stderr.isatty()
     start = time.monotonic()

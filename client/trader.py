@@ -73,7 +73,8 @@ def play(seed, url, probability, stocks=DEFAULT_STOCKS, iterations=None, duratio
         status, body = recorder.call("lookup", session.get, f"/stocks/{name}")
         if status == 200 and body["data"]["quantity"] > 0 and rng.random() < probability:
             order = {"name": name, "type": rng.choice(("buy", "sell")), "quantity": rng.randint(1, 5)}
-            status, body = recorder.call("trade", session.post, "/orders", order, {"Idempotency-Key": str(uuid.uuid4())})
+            key = {"Idempotency-Key": str(uuid.uuid4())}
+            status, body = recorder.call("trade", session.post, "/orders", order, key)
             if status == 200:
                 placed.append({"number": body["data"]["transaction_number"], **order})
         tick()

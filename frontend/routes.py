@@ -1,4 +1,5 @@
 """The HTTP API: each route checks the request and forwards it as one RPC."""
+import re
 import uuid
 from importlib import resources
 
@@ -8,6 +9,7 @@ from broker import RpcError
 
 bp = Blueprint("api", __name__)
 OPENAPI = resources.files("frontend").joinpath("openapi.json")
+ORDER_NUMBER = re.compile(r"-?[0-9]+")
 
 
 @bp.get("/stocks/<name>")
@@ -37,8 +39,11 @@ def place_order():
 @bp.get("/orders/<number>")
 @bp.get("/order/<number>")
 def query_order(number):
+    # Decimal digits only: int() alone also takes " 1", "+1", "1_0" and non-ASCII digits such as "١".
     try:
-        number = int(number)
+        if not ORDER_NUMBER.fullmatch(number):
+            raise ValueError
+        number = int(number)  # ValueError past 4300 digits
     except ValueError:
         raise RpcError(400, f"the order number must be an integer, not {number!r}") from None
     return forward("order", "query", {"number": number})

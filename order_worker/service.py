@@ -59,10 +59,11 @@ class OrderService:
         while not stopping.is_set():
             if not self.uncertain.wait(timeout=1):
                 continue
-            # A request the catalog has not taken yet expires after the timeout: wait it out.
+            # Cleared before the wait, so a call that fails during it asks for another round.
+            self.uncertain.clear()
+            # A request the catalog has not started by its deadline is dropped: wait out those in hand.
             if stopping.wait(self.catalog_timeout):
                 return
-            self.uncertain.clear()
             try:
                 self.reconcile()
             except RpcError as exc:
