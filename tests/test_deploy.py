@@ -91,7 +91,8 @@ def test_procfile_runs_the_three_services():
     lines = (ROOT / "Procfile").read_text().splitlines()
     entries = dict(line.split(":", 1) for line in lines if line.strip())
     assert {name: cmd.strip() for name, cmd in entries.items()} == {
-        name: f"python -m {package}" for name, package in APP_SERVICES.items()
+        # exec, so honcho signals and reports the service itself rather than a shell around it
+        name: f"exec python -m {package}" for name, package in APP_SERVICES.items()
     }
 
 
