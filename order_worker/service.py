@@ -7,6 +7,7 @@ from broker.orders import parse_int, parse_trade
 
 log = logging.getLogger(__name__)
 SERVICE = "order"
+RECONCILE_EVERY = 10
 
 
 class OrderService:
@@ -54,11 +55,11 @@ class OrderService:
                 log.warning("reconciled trade %s as transaction %d", t["trade_id"], order.number)
 
     def reconcile_when_uncertain(self, stopping):
-        """Reconcile at start and after every catalog call whose outcome is unknown, until it works."""
+        """Reconcile at start, after every catalog call whose outcome is unknown, and every
+        RECONCILE_EVERY seconds for a catalog commit that came later than its deadline."""
         self.uncertain.set()
         while not stopping.is_set():
-            if not self.uncertain.wait(timeout=1):
-                continue
+            self.uncertain.wait(timeout=RECONCILE_EVERY)
             # Cleared before the wait, so a call that fails during it asks for another round.
             self.uncertain.clear()
             # A request the catalog has not started by its deadline is dropped: wait out those in hand.
