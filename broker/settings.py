@@ -24,7 +24,14 @@ class Settings:
     def from_env(cls, environ=os.environ):
         """Build settings from environment variables, falling back to the defaults."""
         defaults = cls()
-        env = lambda key, default: type(default)(environ.get(key, default))  # noqa: E731
+
+        def env(key, default):
+            try:
+                return type(default)(environ.get(key, default))
+            except ValueError:
+                kind = "an integer" if isinstance(default, int) else "a number"
+                raise ValueError(f"{key} must be {kind}, not {environ[key]!r}") from None
+
         return cls(
             amqp_url=env("AMQP_URL", defaults.amqp_url),
             namespace=env("BAZAAR_NAMESPACE", defaults.namespace),
@@ -67,4 +74,7 @@ def settings_from_cli(package, description, argv=None):
                                      epilog=ENVIRONMENT_HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.parse_args(argv)
-    return Settings.from_env()
+    try:
+        return Settings.from_env()
+    except ValueError as exc:
+        parser.error(str(exc))

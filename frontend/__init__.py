@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from broker import RpcClient, Settings
 from broker.logs import request_id
+from frontend import routes
 
 log = logging.getLogger(__name__)
 REQUEST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
@@ -21,8 +22,6 @@ def create_app(settings=None, rpc=None):
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     app.extensions["rpc"] = rpc or RpcClient(settings, "frontend")
-
-    from frontend import routes
     app.register_blueprint(routes.bp)
     app.before_request(_start_request)
     app.after_request(_finish_request)

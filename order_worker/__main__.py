@@ -10,7 +10,8 @@ from order_worker.store import OrderLog
 
 
 def main(argv=None):
-    settings = settings_from_cli("order_worker", "Stock Bazaar order worker: executes trades, keeps the order log.", argv)
+    settings = settings_from_cli(
+        "order_worker", "Stock Bazaar order worker: executes trades, keeps the order log.", argv)
     setup_logging(SERVICE, settings.log_level)
     catalog = RpcClient(settings, SERVICE)
     # Half the frontend's timeout, so the frontend hears about a slow catalog before it gives up.

@@ -1,7 +1,7 @@
-"""Unit tests for the trade request validation both workers share."""
+"""Unit tests for the validation both workers share, and for reading the settings."""
 import pytest
 
-from broker import RpcError
+from broker import RpcError, Settings
 from broker.orders import parse_int, parse_trade
 
 GOOD = {"name": "GameStart", "quantity": 2, "type": "sell", "trade_id": "k1"}
@@ -13,7 +13,8 @@ def test_a_good_trade_parses():
 
 @pytest.mark.parametrize("field, value", [
     ("name", None), ("name", ""), ("name", 5), ("name", "x" * 101),
-    ("quantity", None), ("quantity", 0), ("quantity", 10**9 + 1), ("quantity", -1), ("quantity", 2.0), ("quantity", True),
+    ("quantity", None), ("quantity", 0), ("quantity", 10**9 + 1), ("quantity", -1),
+    ("quantity", 2.0), ("quantity", True),
     ("quantity", "2"), ("type", "BUY"), ("type", None), ("trade_id", ""), ("trade_id", 3),
 ])
 def test_a_bad_field_is_a_400_naming_it(field, value):
@@ -26,3 +27,14 @@ def test_a_bad_field_is_a_400_naming_it(field, value):
 def test_parse_int_rejects_non_integers(value):
     with pytest.raises(RpcError):
         parse_int({"number": value}, "number")
+
+
+def test_settings_read_the_environment():
+    settings = Settings.from_env({"FRONTEND_PORT": "9000", "RPC_TIMEOUT": "2.5", "BAZAAR_NAMESPACE": "t"})
+    assert (settings.frontend_port, settings.rpc_timeout, settings.queue("order")) == (9000, 2.5, "t.order")
+    assert Settings.from_env({}).amqp_url == "amqp://guest:guest@localhost:5672/%2F"
+
+
+def test_a_bad_setting_names_the_variable():
+    with pytest.raises(ValueError, match="FRONTEND_PORT must be an integer"):
+        Settings.from_env({"FRONTEND_PORT": "eighty"})
