@@ -20,6 +20,8 @@ def create_app(settings=None, rpc=None):
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # An OPTIONS answer would be an empty text/html 200; every response here is JSON.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.json.sort_keys = False
     app.extensions["rpc"] = rpc or RpcClient(settings, "frontend")
     app.register_blueprint(routes.bp)

@@ -105,6 +105,7 @@ def test_query_errors(api, path, status):
 @pytest.mark.parametrize("method, path, status", [
     ("GET", "/nowhere", 404), ("GET", "/stocks", 404), ("DELETE", "/orders", 405),
     ("PUT", "/stocks/GameStart", 405), ("GET", "/orders", 405), ("PATCH", "/orders/0", 405),
+    ("OPTIONS", "/stocks/GameStart", 405),
 ])
 def test_unknown_path_or_method(api, method, path, status):
     code, reply, headers = api.request(method, path)
