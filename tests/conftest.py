@@ -12,6 +12,7 @@ from pathlib import Path
 import pika
 import pytest
 
+from bench.stack import free_port
 from broker import Settings
 from client.session import Session
 
@@ -154,13 +155,6 @@ class Stack:
             except OSError:
                 return False
         return self.admin.consumers(name) > 0
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
