@@ -43,10 +43,21 @@ class OrderLog:
         with self._lock:
             if trade_id in self._by_trade_id:
                 return self._by_trade_id[trade_id]
-            order = Order(len(self._orders), name, order_type, quantity, trade_id, catalog_seq)
-            self._log.append(order)
-            self._remember(order)
+            order = Order(self.next_number, name, order_type, quantity, trade_id, catalog_seq)
+            self.append(order)
             return order
+
+    @property
+    def next_number(self):
+        """The transaction number the next order gets."""
+        return len(self._orders)
+
+    def append(self, order):
+        """Write an order that already has the next transaction number, and make it durable."""
+        if order.number != self.next_number:
+            raise ValueError(f"order {order.number} out of turn: the next number is {self.next_number}")
+        self._log.append(order)
+        self._remember(order)
 
     def close(self):
         self._log.close()

@@ -1,5 +1,7 @@
 """Unit tests for the order log: gapless numbers, dedupe, recovery."""
-from order_worker.store import OrderLog
+import pytest
+
+from order_worker.store import Order, OrderLog
 
 
 def test_numbers_start_at_zero_and_have_no_gaps(tmp_path):
@@ -33,3 +35,11 @@ def test_seq_floor_covers_only_a_gapless_prefix(tmp_path):
     assert log.seq_floor == 1
     log.record("b", "FishCo", "buy", 1, 2)
     assert log.seq_floor == 3
+
+
+def test_append_takes_only_the_next_number(tmp_path):
+    log = OrderLog(tmp_path)
+    log.append(Order(0, "FishCo", "buy", 1, "t0", 1))
+    with pytest.raises(ValueError):
+        log.append(Order(2, "FishCo", "buy", 1, "t2", 2))
+    assert log.next_number == 1
