@@ -15,7 +15,9 @@ ORDER_NUMBER = re.compile(r"-?[0-9]+")
 @bp.get("/stocks/<name>")
 @bp.get("/stock/<name>")
 def lookup(name):
-    return forward("catalog", "lookup", {"name": name})
+    stock = current_app.extensions["rpc"].call("catalog", "lookup", {"name": name})
+    del stock["seq"]  # internal: orders the reply against stock.changed events
+    return {"data": stock}
 
 
 @bp.post("/orders")
