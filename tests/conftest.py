@@ -182,6 +182,25 @@ def stack(settings, tmp_path):
 
 
 @pytest.fixture
+def other_frontend(stack, tmp_path):
+    """The URL of a second frontend on the stack's namespace."""
+    (tmp_path / "other").mkdir()
+    other = Stack(stack.settings, free_port(), tmp_path / "other")
+    other.start("frontend")
+    yield other.url
+    other.kill()
+    other.admin.close()
+
+
+@pytest.fixture
+def other_api(other_frontend):
+    """A keep-alive JSON session on the second frontend."""
+    session = Session(other_frontend)
+    yield session
+    session.close()
+
+
+@pytest.fixture
 def api(stack):
     """A keep-alive JSON session on the stack's frontend."""
     session = Session(stack.url)
