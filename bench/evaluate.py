@@ -3,6 +3,8 @@
 ``python -m bench.evaluate`` runs ``python -m client --clients N -p P --json`` for p in 0..0.8 and N in 1..5,
 each point on a fresh native stack, then writes the PNG plots to docs/img/ and the result tables into
 docs/evaluation.md. ``--url URL --label docker`` measures an already running stack (e.g. the compose one).
+A native run also sweeps p with the frontend's cache on, off and small (CACHE_SIZE below the number of
+stocks, so LRU replacement is at work) at one client, plotting latency and the lookups' hit ratio.
 """
 import argparse
 import contextlib
@@ -20,6 +22,7 @@ from client.stats import KINDS
 
 PROBABILITIES = (0.0, 0.2, 0.4, 0.6, 0.8)
 CLIENTS = (1, 2, 3, 4, 5)
+CACHES = {"on": {}, "off": {"CACHE_SIZE": "0"}, "small": {"CACHE_SIZE": "4"}}  # 10 stocks
 REPORT = ROOT / "docs" / "evaluation.md"
 IMAGES = ROOT / "docs" / "img"
 
@@ -44,6 +47,51 @@ def sweep(args):
             print(f"p={probability} clients={clients}: lookup p50 {requests['lookup']['p50']:.2f} ms",
                   file=sys.stderr)
     return points
+
+
+def cache_sweep(args):
+    """Every (p, cache) point at one client, each on a fresh native stack."""
+    points = []
+    for probability in PROBABILITIES:
+        for cache, env in CACHES.items():
+            with NativeStack(env) as url:
+                requests = run_client(url, 1, probability, args.iterations, args.seed)
+            points.append({"probability": probability, "cache": cache, "requests": requests})
+            print(f"p={probability} cache {cache}: lookup p50 {requests['lookup']['p50']:.2f} ms, "
+                  f"hit ratio {requests['lookup']['hit_ratio']:.2f}", file=sys.stderr)
+    return points
+
+
+def plot_cache(points, path, title):
+    """Lookup and trade p50 and the lookup hit ratio against p, one line per cache setting (Agg PNG)."""
+    fig = Figure(figsize=(13, 4))
+    panels = (("lookup", "p50", "ms"), ("trade", "p50", "ms"), ("lookup", "hit_ratio", "hit ratio"))
+    for ax, (kind, figure, unit) in zip(fig.subplots(1, len(panels)), panels):
+        for n, cache in enumerate(CACHES):
+            line = [(p["probability"], p["requests"][kind][figure]) for p in points
+                    if p["cache"] == cache and p["requests"][kind][figure] is not None]
+            if line:
+                ax.plot(*zip(*line), marker="o", color=f"C{n}", label=f"cache {cache}")
+        ax.set_title(f"{kind} {figure}")
+        ax.set_xlabel("probability")
+        ax.set_ylabel(unit)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def cache_table(points):
+    """A markdown table of lookup and trade p50 / p99 and the hit ratio at each (p, cache) point."""
+    lines = ["| p | cache | lookup p50 / p99 | trade p50 / p99 | lookup hit ratio |", "|--:|---|---|---|--:|"]
+    for point in points:
+        lookup, trade = point["requests"]["lookup"], point["requests"]["trade"]
+        trades = "-" if trade["p50"] is None else f"{trade['p50']:.2f} / {trade['p99']:.2f}"
+        lines.append(f"| {point['probability']:g} | {point['cache']} | {lookup['p50']:.2f} / {lookup['p99']:.2f} "
+                     f"| {trades} | {lookup['hit_ratio']:.2f} |")
+    return "\n".join(lines)
 
 
 def plot(points, x_key, line_key, path, title):
@@ -84,7 +132,7 @@ def table(points):
     return "\n".join(lines)
 
 
-def section(points, args, machine, images):
+def section(points, args, machine, images, cache_points=()):
     """The generated part of the report for one label."""
     where = f"the stack at {args.url}" if args.url else "a fresh native stack per point"
     command = "python -m bench.evaluate" + (f" --url {args.url} --label {args.label}" if args.url else "")
@@ -93,7 +141,11 @@ def section(points, args, machine, images):
               f"{machine['append_fdatasync_ms']:.2f} ms and an atomic CSV replace "
               f"{machine['csv_replace_fsync_ms']:.2f} ms (medians); {where}, {args.iterations} lookups per "
               f"client, seed {args.seed}. Reproduce with `{command}`.")
-    return "\n".join([header, "", *[f"![{name}](img/{name}.png)" for name in images], "", table(points)])
+    parts = [header, "", *[f"![{name}](img/{name}.png)" for name in images], "", table(points)]
+    if cache_points:
+        parts += ["", "With the frontend's cache on (default size), off (`CACHE_SIZE=0`) and small "
+                  f"(`CACHE_SIZE={CACHES['small']['CACHE_SIZE']}`, 10 stocks), one client:", "", cache_table(cache_points)]
+    return "\n".join(parts)
 
 
 def update_report(label, text):
@@ -117,14 +169,19 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     points = sweep(args)
+    cache_points = [] if args.url else cache_sweep(args)
     machine = describe()
     results = ROOT / "bench" / "results" / f"evaluation-{args.label}.json"
-    results.write_text(json.dumps({"machine": machine, "iterations": args.iterations, "points": points}, indent=2))
+    results.write_text(json.dumps({"machine": machine, "iterations": args.iterations, "points": points,
+                                   "cache_points": cache_points}, indent=2))
     IMAGES.mkdir(parents=True, exist_ok=True)
     images = [f"latency-vs-clients-{args.label}", f"latency-vs-probability-{args.label}"]
     plot(points, "clients", "probability", IMAGES / f"{images[0]}.png", f"Latency against clients ({args.label})")
     plot(points, "probability", "clients", IMAGES / f"{images[1]}.png", f"Latency against p ({args.label})")
-    update_report(args.label, section(points, args, machine, images))
+    if cache_points:
+        images.append(f"cache-vs-probability-{args.label}")
+        plot_cache(cache_points, IMAGES / f"{images[2]}.png", f"Cache on, off and small ({args.label})")
+    update_report(args.label, section(points, args, machine, images, cache_points))
 
 
 if __name__ == "__main__":

@@ -107,3 +107,4 @@ class NativeStack:
             channel = connection.channel()
             for queue in (settings.queue(CATALOG), settings.queue(ORDER), settings.dead_letter_queue):
                 channel.queue_delete(queue)
+            channel.exchange_delete(settings.events_exchange)

@@ -19,6 +19,7 @@ class Settings:
     catalog_threads: int = 4
     order_threads: int = 8
     max_body_bytes: int = 64 * 1024
+    cache_size: int = 1000
 
     @classmethod
     def from_env(cls, environ=os.environ):
@@ -45,11 +46,17 @@ class Settings:
             catalog_threads=env("CATALOG_THREADS", defaults.catalog_threads),
             order_threads=env("ORDER_THREADS", defaults.order_threads),
             max_body_bytes=env("MAX_BODY_BYTES", defaults.max_body_bytes),
+            cache_size=env("CACHE_SIZE", defaults.cache_size),
         )
 
     def queue(self, service):
         """Name of a service's request queue, e.g. ``bazaar.catalog``."""
         return f"{self.namespace}.{service}"
+
+    @property
+    def events_exchange(self):
+        """The topic exchange services publish events to, e.g. ``bazaar.events``."""
+        return f"{self.namespace}.events"
 
     @property
     def dead_letter_queue(self):
@@ -65,7 +72,8 @@ ENVIRONMENT_HELP = """environment variables:
   LOG_LEVEL         DEBUG, INFO, WARNING... (default INFO)
   FRONTEND_HOST, FRONTEND_PORT, FRONTEND_THREADS   HTTP server (default 127.0.0.1, 8000, 16)
   CATALOG_THREADS, ORDER_THREADS                    worker threads (default 4, 8)
-  MAX_BODY_BYTES    largest accepted request body (default 65536)"""
+  MAX_BODY_BYTES    largest accepted request body (default 65536)
+  CACHE_SIZE        stock lookups the frontend caches, 0 = no cache (default 1000)"""
 
 
 def settings_from_cli(package, description, argv=None):

@@ -28,6 +28,7 @@ def summarise(records):
         "p90": percentile(latencies, 90),
         "p99": percentile(latencies, 99),
         "max": latencies[-1] if latencies else None,
+        "hit_ratio": sum(r.get("hits", 0) for r in records) / len(latencies) if latencies else None,
     }
 
 

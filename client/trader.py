@@ -14,7 +14,7 @@ ORDER_FIELDS = ("number", "name", "type", "quantity")
 
 
 class Recorder:
-    """Times requests and tallies their statuses per request type."""
+    """Times requests and tallies their statuses and cache hits per request type."""
 
     def __init__(self):
         self.records = {}
@@ -22,12 +22,13 @@ class Recorder:
 
     def call(self, kind, send, *args):
         """Send one request through ``send``; return ``(status, body)``, status None on a transport error."""
-        record = self.records.setdefault(kind, {"latencies": [], "statuses": {}, "seconds": 0.0})
+        record = self.records.setdefault(kind, {"latencies": [], "statuses": {}, "seconds": 0.0, "hits": 0})
         start = time.perf_counter()
         self.first_start.setdefault(kind, start)
         try:
-            status, body, _ = send(*args)
+            status, body, headers = send(*args)
             code = str(status)
+            record["hits"] += headers.get("X-Cache") == "hit"
         except (OSError, http.client.HTTPException, ValueError) as exc:
             status, body, code = None, None, type(exc).__name__
         end = time.perf_counter()

@@ -17,14 +17,15 @@ def test_percentile_is_nearest_rank():
 
 def test_summarise_merges_sessions():
     records = [
-        {"latencies": [1.0, 3.0], "statuses": {"200": 2}, "seconds": 1.0},
-        {"latencies": [2.0, 10.0], "statuses": {"200": 1, "409": 1}, "seconds": 2.0},
+        {"latencies": [1.0, 3.0], "statuses": {"200": 2}, "seconds": 1.0, "hits": 1},
+        {"latencies": [2.0, 10.0], "statuses": {"200": 1, "409": 1}, "seconds": 2.0, "hits": 2},
     ]
     s = summarise(records)
     assert s["count"] == 4
     assert s["rate"] == 2 / 1.0 + 2 / 2.0
     assert s["errors"] == {"409": 1}
     assert (s["mean"], s["p50"], s["max"]) == (4.0, 2.0, 10.0)
+    assert s["hit_ratio"] == 3 / 4
 
 
 def test_aggregate_reports_every_kind_even_when_absent():
@@ -33,7 +34,7 @@ def test_aggregate_reports_every_kind_even_when_absent():
     assert summary["lookup"]["errors"] == {"ConnectionRefusedError": 1}
     assert summary["lookup"]["rate"] == 0
     assert summary["trade"] == {"count": 0, "rate": 0, "errors": {}, "mean": None,
-                                "p50": None, "p90": None, "p99": None, "max": None}
+                                "p50": None, "p90": None, "p99": None, "max": None, "hit_ratio": None}
     table = format_table(summary)
     assert "ConnectionRefusedError:1" in table
     assert len(table.splitlines()) == 4
