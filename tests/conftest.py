@@ -14,6 +14,7 @@ import pytest
 
 from bench.stack import free_port
 from broker import Settings
+from broker.connection import parameters
 from client.session import Session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +60,7 @@ def settings(amqp_url, tmp_path):
     settings = Settings(amqp_url=amqp_url, namespace=f"test-{uuid.uuid4().hex[:10]}",
                         data_dir=tmp_path / "data", rpc_timeout=3.0)
     yield settings
-    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+    with pika.BlockingConnection(parameters(settings)) as connection:
         channel = connection.channel()
         for queue in (settings.queue("catalog"), settings.queue("order"), settings.dead_letter_queue):
             channel.queue_delete(queue)
@@ -70,7 +71,7 @@ class BrokerAdmin:
 
     def __init__(self, settings):
         self.settings = settings
-        self.connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+        self.connection = pika.BlockingConnection(parameters(settings))
         self.channel = self.connection.channel()
 
     def consumers(self, service):
