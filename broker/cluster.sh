@@ -4,17 +4,19 @@
 #   broker/cluster.sh status   which nodes run, and the cluster as node 1 sees it
 #   broker/cluster.sh down     stop the nodes and delete everything this script made
 # Each node has its own name (bazaar1..3@localhost), AMQP port (5681..5683), distribution port
-# (25681..25683), config, cookie and data under $BAZAAR_CLUSTER_DIR (default /tmp/bazaar-cluster).
+# (25681..25683), config, cookie and data under $BAZAAR_CLUSTER_DIR (default /tmp/bazaar-cluster);
+# BAZAAR_CLUSTER_NAME and BAZAAR_CLUSTER_PORT change the names and ports, for a second cluster.
 # The default node (rabbit@localhost on 5672) and /etc/rabbitmq are never read or touched.
 # `up` is idempotent: after a node was killed, it starts just that node, which rejoins.
 set -euo pipefail
 
 DIR="${BAZAAR_CLUSTER_DIR:-/tmp/bazaar-cluster}"
+NAME="${BAZAAR_CLUSTER_NAME:-bazaar}"
 BASE_PORT="${BAZAAR_CLUSTER_PORT:-5681}"
 NODES=(1 2 3)
 BIN=/usr/lib/rabbitmq/bin     # the real scripts; /usr/sbin's wrappers switch to the rabbitmq user
 
-node() { echo "bazaar$1@localhost"; }
+node() { echo "$NAME$1@localhost"; }
 port() { echo $((BASE_PORT + $1 - 1)); }
 
 # Every node and CLI call runs in this environment, so nothing falls back to the default node's files.

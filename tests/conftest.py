@@ -97,8 +97,10 @@ class BrokerAdmin:
         return message[1:]
 
     def close(self):
-        if self.connection.is_open:  # a broker outage test may have closed it
+        try:
             self.connection.close()
+        except pika.exceptions.AMQPError:
+            pass  # a broker outage or a killed cluster node already closed it
 
 
 @pytest.fixture
@@ -117,7 +119,7 @@ class Stack:
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**os.environ, "AMQP_URL": settings.amqp_url, "BAZAAR_NAMESPACE": settings.namespace,
                     "DATA_DIR": str(settings.data_dir), "FRONTEND_PORT": str(port),
-                    "RPC_TIMEOUT": str(settings.rpc_timeout), "LOG_LEVEL": "INFO"}
+                    "RPC_TIMEOUT": str(settings.rpc_timeout), "QUEUE_TYPE": settings.queue_type, "LOG_LEVEL": "INFO"}
         self.processes = {}
 
     def start(self, *names):
