@@ -122,6 +122,16 @@ class Stack:
                     "RPC_TIMEOUT": str(settings.rpc_timeout), "QUEUE_TYPE": settings.queue_type, "LOG_LEVEL": "INFO"}
         self.processes = {}
 
+    def __enter__(self):
+        """Start every service; leaving the block kills whatever still runs."""
+        self.start()
+        return self
+
+    def __exit__(self, *_):
+        for name in list(self.processes):
+            self.processes.pop(name).kill()
+        self.admin.close()
+
     def start(self, *names):
         for name in names or SERVICES:
             log = open(self.log_dir / f"{name}.log", "ab")
@@ -163,12 +173,8 @@ class Stack:
 @pytest.fixture
 def stack(settings, tmp_path):
     """A running stack: catalog worker, order worker and frontend."""
-    stack = Stack(settings, free_port(), tmp_path)
-    stack.start()
-    yield stack
-    for name in list(stack.processes):
-        stack.processes.pop(name).kill()
-    stack.admin.close()
+    with Stack(settings, free_port(), tmp_path) as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import time
@@ -73,12 +72,8 @@ def cluster(tmp_path_factory):
 def cluster_stack(cluster, tmp_path):
     settings = Settings(amqp_url=cluster.amqp_url, namespace=f"test-{uuid.uuid4().hex[:10]}",
                         data_dir=tmp_path / "data", rpc_timeout=3.0, queue_type="quorum")
-    stack = Stack(settings, free_port(), tmp_path)
-    stack.start()
-    yield stack
-    for name in list(stack.processes):
-        stack.processes.pop(name).kill()
-    stack.admin.close()
+    with Stack(settings, free_port(), tmp_path) as stack:
+        yield stack
 
 
 def seconds_until_a_trade_succeeds(url, timeout=30):
