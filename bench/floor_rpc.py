@@ -5,6 +5,7 @@ import time
 
 import pika
 
+from broker.connection import parameters
 from client.stats import summarise
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
@@ -12,7 +13,7 @@ BODY = b'{"name": "GameStart"}'
 
 
 def _channel(settings):
-    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    connection = pika.BlockingConnection(parameters(settings))
     channel = connection.channel()
     channel.queue_declare(settings.queue("echo"), auto_delete=True)
     return connection, channel

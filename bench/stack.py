@@ -15,6 +15,7 @@ from pathlib import Path
 import pika
 from pika.exceptions import AMQPConnectionError
 
+from broker.connection import parameters
 from broker.settings import Settings
 from catalog_worker.service import SERVICE as CATALOG
 from order_worker.service import SERVICE as ORDER
@@ -100,7 +101,7 @@ class NativeStack:
     def _delete_queues(self):
         settings = Settings.from_env(self.env)
         try:
-            connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+            connection = pika.BlockingConnection(parameters(settings))
         except AMQPConnectionError:
             return  # no broker, so no queues to delete
         with connection:

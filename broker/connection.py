@@ -1,20 +1,31 @@
-"""Connecting to RabbitMQ with bounded exponential backoff, and declaring the queues."""
+"""Connecting to RabbitMQ (one node or a cluster) with bounded exponential backoff, and declaring the queues."""
 import logging
 
 import pika
 import tenacity
-from pika.exceptions import AMQPConnectionError
+from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 
 log = logging.getLogger(__name__)
 
 
+class QueueMismatch(Exception):
+    """A queue exists with other arguments than this service declares, e.g. another queue type."""
+
+
+def parameters(settings, name="admin"):
+    """Connection parameters for each broker in AMQP_URL, in the order they are tried."""
+    params = [pika.URLParameters(url) for url in settings.amqp_urls]
+    for param in params:
+        param.client_properties = {"connection_name": f"{settings.namespace}.{name}"}
+        param.connection_attempts = 1
+        param.blocked_connection_timeout = settings.rpc_timeout
+    return params
+
+
 def connect(settings, name, stopping, patience=None):
-    """Open a blocking connection, retrying with backoff until it works, ``stopping`` is set,
-    or ``patience`` seconds have passed."""
-    params = pika.URLParameters(settings.amqp_url)
-    params.client_properties = {"connection_name": f"{settings.namespace}.{name}"}
-    params.connection_attempts = 1
-    params.blocked_connection_timeout = settings.rpc_timeout
+    """Open a blocking connection to the first broker that answers, retrying the whole list with
+    backoff until one does, ``stopping`` is set, or ``patience`` seconds have passed."""
+    params = parameters(settings, name)
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type((AMQPConnectionError, OSError)),
         wait=tenacity.wait_exponential(multiplier=0.1, max=5),
@@ -28,10 +39,27 @@ def connect(settings, name, stopping, patience=None):
 
 def declare_queue(channel, settings, service):
     """Declare a service's request queue, dead-lettering rejected and expired requests."""
-    channel.queue_declare(settings.dead_letter_queue, durable=True, arguments={"x-max-length": 10000})
     queue = settings.queue(service)
-    channel.queue_declare(queue, durable=True, arguments={
-        "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": settings.dead_letter_queue,
-    })
+    dead_letter = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": settings.dead_letter_queue}
+    if settings.queue_type == "quorum":
+        # Replicated to every node. Dead-lettering is at-least-once only with reject-publish, which
+        # without a length limit rejects nothing.
+        kind = {"x-queue-type": "quorum"}
+        dead_letter.update({"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
+    else:
+        kind = {}
+    _declare(channel, settings.dead_letter_queue, {**kind, "x-max-length": 10000})
+    _declare(channel, queue, {**kind, **dead_letter})
     return queue
+
+
+def _declare(channel, queue, arguments):
+    try:
+        channel.queue_declare(queue, durable=True, arguments=arguments)
+    except ChannelClosedByBroker as exc:
+        if exc.reply_code != 406:
+            raise
+        raise QueueMismatch(
+            f"queue {queue} exists with other arguments than {arguments} (QUEUE_TYPE changed?); a queue "
+            f"cannot change type: delete it (rabbitmqctl delete_queue {queue}) or set QUEUE_TYPE back. "
+            f"Broker said: {exc.reply_text}") from None

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from pika.exceptions import AMQPError
 
-from broker.connection import connect, declare_queue
+from broker.connection import QueueMismatch, connect, declare_queue
 from broker.events import declare_exchange
 from broker.logs import request_id
 from broker.messages import (
@@ -48,9 +48,11 @@ class RpcServer:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._consumers = {}
+        self._failure = None
 
     def serve(self):
-        """Consume until stop() is called, then let in-flight requests finish."""
+        """Consume until stop() is called, then let in-flight requests finish; raise QueueMismatch
+        if the service's queue exists with another type."""
         workers = [threading.Thread(target=self._consume, name=f"{self.service}-{n}")
                    for n in range(self.threads)]
         for worker in workers:
@@ -59,6 +61,8 @@ class RpcServer:
         self._stopping.wait()
         for worker in workers:
             worker.join()
+        if self._failure:
+            raise self._failure
         log.info("stopped")
 
     def stop(self):
@@ -85,6 +89,9 @@ class RpcServer:
                         break
                     self._consumers[threading.get_ident()] = (connection, channel)
                 channel.start_consuming()
+            except QueueMismatch as exc:
+                self._failure = exc
+                self.stop()
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
                 log.warning("lost connection to broker: %r", exc)
             finally:
@@ -142,4 +149,8 @@ def serve_until_signalled(server):
     """Run ``server`` in the foreground; SIGTERM or Ctrl-C stops it gracefully."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.stop())
-    server.serve()
+    try:
+        server.serve()
+    except QueueMismatch as exc:
+        log.error("%s", exc)
+        raise SystemExit(1) from None

@@ -4,6 +4,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+QUEUE_TYPES = ("quorum", "classic")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -20,6 +22,7 @@ class Settings:
     order_threads: int = 8
     max_body_bytes: int = 64 * 1024
     cache_size: int = 1000
+    queue_type: str = "classic"
 
     @classmethod
     def from_env(cls, environ=os.environ):
@@ -47,7 +50,17 @@ class Settings:
             order_threads=env("ORDER_THREADS", defaults.order_threads),
             max_body_bytes=env("MAX_BODY_BYTES", defaults.max_body_bytes),
             cache_size=env("CACHE_SIZE", defaults.cache_size),
+            queue_type=env("QUEUE_TYPE", defaults.queue_type),
         )
+
+    def __post_init__(self):
+        if self.queue_type not in QUEUE_TYPES:
+            raise ValueError(f"QUEUE_TYPE must be one of {', '.join(QUEUE_TYPES)}, not {self.queue_type!r}")
+
+    @property
+    def amqp_urls(self):
+        """The brokers to try in turn: AMQP_URL holds one URL or several separated by commas."""
+        return [url.strip() for url in self.amqp_url.split(",") if url.strip()]
 
     def queue(self, service):
         """Name of a service's request queue, e.g. ``bazaar.catalog``."""
@@ -64,7 +77,8 @@ class Settings:
 
 
 ENVIRONMENT_HELP = """environment variables:
-  AMQP_URL          broker URL (default amqp://guest:guest@localhost:5672/%2F)
+  AMQP_URL          broker URL, or several separated by commas for a cluster
+                    (default amqp://guest:guest@localhost:5672/%2F)
   BAZAAR_NAMESPACE  prefix of every queue name (default bazaar)
   DATA_DIR          where the CSV files live (default ./data)
   RPC_TIMEOUT       seconds to wait for a reply (default 5)
@@ -73,7 +87,8 @@ ENVIRONMENT_HELP = """environment variables:
   FRONTEND_HOST, FRONTEND_PORT, FRONTEND_THREADS   HTTP server (default 127.0.0.1, 8000, 16)
   CATALOG_THREADS, ORDER_THREADS                    worker threads (default 4, 8)
   MAX_BODY_BYTES    largest accepted request body (default 65536)
-  CACHE_SIZE        stock lookups the frontend caches, 0 = no cache (default 1000)"""
+  CACHE_SIZE        stock lookups the frontend caches, 0 = no cache (default 1000)
+  QUEUE_TYPE        classic, or quorum: replicated, for a cluster (default classic)"""
 
 
 def settings_from_cli(package, description, argv=None):

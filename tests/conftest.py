@@ -14,6 +14,7 @@ import pytest
 
 from bench.stack import free_port
 from broker import Settings
+from broker.connection import parameters
 from client.session import Session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +60,7 @@ def settings(amqp_url, tmp_path):
     settings = Settings(amqp_url=amqp_url, namespace=f"test-{uuid.uuid4().hex[:10]}",
                         data_dir=tmp_path / "data", rpc_timeout=3.0)
     yield settings
-    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+    with pika.BlockingConnection(parameters(settings)) as connection:
         channel = connection.channel()
         for queue in (settings.queue("catalog"), settings.queue("order"), settings.dead_letter_queue):
             channel.queue_delete(queue)
@@ -71,7 +72,7 @@ class BrokerAdmin:
 
     def __init__(self, settings):
         self.settings = settings
-        self.connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+        self.connection = pika.BlockingConnection(parameters(settings))
         self.channel = self.connection.channel()
 
     def consumers(self, service):
@@ -109,8 +110,10 @@ class BrokerAdmin:
         return len(pids)
 
     def close(self):
-        if self.connection.is_open:  # a broker outage test may have closed it
+        try:
             self.connection.close()
+        except pika.exceptions.AMQPError:
+            pass  # a broker outage or a killed cluster node already closed it
 
 
 @pytest.fixture
@@ -129,8 +132,18 @@ class Stack:
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**os.environ, "AMQP_URL": settings.amqp_url, "BAZAAR_NAMESPACE": settings.namespace,
                     "DATA_DIR": str(settings.data_dir), "FRONTEND_PORT": str(port),
-                    "RPC_TIMEOUT": str(settings.rpc_timeout), "LOG_LEVEL": "INFO"}
+                    "RPC_TIMEOUT": str(settings.rpc_timeout), "QUEUE_TYPE": settings.queue_type, "LOG_LEVEL": "INFO"}
         self.processes = {}
+
+    def __enter__(self):
+        """Start every service; leaving the block kills whatever still runs."""
+        self.start()
+        return self
+
+    def __exit__(self, *_):
+        for name in list(self.processes):
+            self.processes.pop(name).kill()
+        self.admin.close()
 
     def start(self, *names):
         for name in names or SERVICES:
@@ -173,12 +186,8 @@ class Stack:
 @pytest.fixture
 def stack(settings, tmp_path):
     """A running stack: catalog worker, order worker and frontend."""
-    stack = Stack(settings, free_port(), tmp_path)
-    stack.start()
-    yield stack
-    for name in list(stack.processes):
-        stack.processes.pop(name).kill()
-    stack.admin.close()
+    with Stack(settings, free_port(), tmp_path) as stack:
+        yield stack
 
 
 @pytest.fixture

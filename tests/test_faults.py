@@ -12,6 +12,7 @@ from collections import Counter
 import pika
 import pytest
 
+from broker.connection import parameters
 from client.session import Session
 
 BUY = {"name": "GameStart", "quantity": 2, "type": "buy"}
@@ -27,7 +28,7 @@ def read_csv(settings, name):
 def rpc_twice(settings, service, method, args, timeout=5):
     """Publish the same request twice onto a service's queue, as a redelivery would; return both replies."""
     replies = []
-    with pika.BlockingConnection(pika.URLParameters(settings.amqp_url)) as connection:
+    with pika.BlockingConnection(parameters(settings)) as connection:
         channel = connection.channel()
         channel.basic_consume("amq.rabbitmq.reply-to", lambda *m: replies.append(json.loads(m[3])), auto_ack=True)
         props = pika.BasicProperties(type=method, content_type="application/json",

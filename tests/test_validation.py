@@ -38,3 +38,14 @@ def test_settings_read_the_environment():
 def test_a_bad_setting_names_the_variable():
     with pytest.raises(ValueError, match="FRONTEND_PORT must be an integer"):
         Settings.from_env({"FRONTEND_PORT": "eighty"})
+
+
+def test_amqp_url_lists_several_brokers():
+    settings = Settings.from_env({"AMQP_URL": "amqp://a:5681/%2F, amqp://b:5682/%2F,"})
+    assert settings.amqp_urls == ["amqp://a:5681/%2F", "amqp://b:5682/%2F"]
+    assert Settings().amqp_urls == ["amqp://guest:guest@localhost:5672/%2F"]
+
+
+def test_an_unknown_queue_type_is_refused():
+    with pytest.raises(ValueError, match="QUEUE_TYPE must be one of quorum, classic"):
+        Settings.from_env({"QUEUE_TYPE": "stream"})
