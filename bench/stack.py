@@ -17,6 +17,7 @@ from pika.exceptions import AMQPConnectionError
 
 from broker.settings import Settings
 from catalog_worker.service import SERVICE as CATALOG
+from order_worker.replication import STREAM
 from order_worker.service import SERVICE as ORDER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,5 +106,6 @@ class NativeStack:
             return  # no broker, so no queues to delete
         with connection:
             channel = connection.channel()
-            for queue in (settings.queue(CATALOG), settings.queue(ORDER), settings.dead_letter_queue):
+            for queue in (settings.queue(CATALOG), settings.queue(ORDER), settings.queue(STREAM),
+                          settings.dead_letter_queue):
                 channel.queue_delete(queue)

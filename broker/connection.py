@@ -26,12 +26,16 @@ def connect(settings, name, stopping, patience=None):
     return retrying(pika.BlockingConnection, params)
 
 
-def declare_queue(channel, settings, service):
-    """Declare a service's request queue, dead-lettering rejected and expired requests."""
+def declare_queue(channel, settings, service, single_active=False):
+    """Declare a service's request queue, dead-lettering rejected and expired requests;
+    ``single_active`` makes RabbitMQ deliver to one consumer at a time (the others wait)."""
     channel.queue_declare(settings.dead_letter_queue, durable=True, arguments={"x-max-length": 10000})
     queue = settings.queue(service)
-    channel.queue_declare(queue, durable=True, arguments={
+    arguments = {
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": settings.dead_letter_queue,
-    })
+    }
+    if single_active:
+        arguments["x-single-active-consumer"] = True
+    channel.queue_declare(queue, durable=True, arguments=arguments)
     return queue

@@ -19,6 +19,7 @@ class Settings:
     catalog_threads: int = 4
     order_threads: int = 8
     max_body_bytes: int = 64 * 1024
+    replica_id: int = 0
 
     @classmethod
     def from_env(cls, environ=os.environ):
@@ -45,6 +46,7 @@ class Settings:
             catalog_threads=env("CATALOG_THREADS", defaults.catalog_threads),
             order_threads=env("ORDER_THREADS", defaults.order_threads),
             max_body_bytes=env("MAX_BODY_BYTES", defaults.max_body_bytes),
+            replica_id=env("REPLICA_ID", defaults.replica_id),
         )
 
     def queue(self, service):
@@ -65,7 +67,8 @@ ENVIRONMENT_HELP = """environment variables:
   LOG_LEVEL         DEBUG, INFO, WARNING... (default INFO)
   FRONTEND_HOST, FRONTEND_PORT, FRONTEND_THREADS   HTTP server (default 127.0.0.1, 8000, 16)
   CATALOG_THREADS, ORDER_THREADS                    worker threads (default 4, 8)
-  MAX_BODY_BYTES    largest accepted request body (default 65536)"""
+  MAX_BODY_BYTES    largest accepted request body (default 65536)
+  REPLICA_ID        which order worker replica this is, in its logs and connection names (default 0)"""
 
 
 def settings_from_cli(package, description, argv=None):

@@ -61,7 +61,8 @@ def settings(amqp_url, tmp_path):
     yield settings
     with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
         channel = connection.channel()
-        for queue in (settings.queue("catalog"), settings.queue("order"), settings.dead_letter_queue):
+        for queue in (settings.queue("catalog"), settings.queue("order"), settings.queue("orders"),
+                      settings.dead_letter_queue):
             channel.queue_delete(queue)
 
 
