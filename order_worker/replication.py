@@ -47,6 +47,7 @@ class ReplicatedLog:
         self._position, self._next = self._load_position()
         self._lock = threading.RLock()  # guards the fields below, shared by handlers and the reader
         self._link = None  # (connection, channel) of the reader, which also publishes
+        self._connected = threading.Event()
         self._waiters = {}  # message id -> Future of the entry's outcome
         self._pending = {}  # trade id -> Future of the proposal in flight for it
         self._leading = False
@@ -120,6 +121,7 @@ class ReplicatedLog:
                                       arguments={"x-stream-offset": self._position})
                 with self._lock:
                     self._link = connection, channel
+                    self._connected.set()
                 while not stopping.is_set():
                     connection.process_data_events(time_limit=0.2)
             except Diverged as exc:
@@ -135,10 +137,13 @@ class ReplicatedLog:
 
     def _publish(self, kind, body):
         """Append an entry to the stream (from the reader's thread); return the Future of its outcome."""
+        if self.diverged:
+            raise RpcError(503, f"this replica's order log disagrees with the stream: {self.diverged}")
         outcome, message_id = Future(), uuid.uuid4().hex
+        self._connected.wait(_time_left(self.settings.rpc_timeout))
         with self._lock:
             if self._link is None:
-                raise RpcError(503, self.diverged or "no connection to the order stream yet")
+                raise RpcError(503, "no connection to the order stream")
             connection, channel = self._link
             self._waiters[message_id] = outcome
             props = pika.BasicProperties(type=kind, message_id=message_id, content_type="application/json",
@@ -149,9 +154,8 @@ class ReplicatedLog:
 
     def _wait(self, outcome, doing):
         """The outcome of an entry, within the request's deadline."""
-        ends = deadline.get() or time.time() + self.settings.rpc_timeout
         try:
-            return outcome.result(timeout=max(0.0, ends - time.time()))
+            return outcome.result(timeout=_time_left(self.settings.rpc_timeout))
         except TimeoutError:
             self.resign()  # the entry may still land: read the stream to its end before numbering again
             raise RpcError(504, f"timed out {doing}") from None
@@ -215,6 +219,13 @@ class ReplicatedLog:
     def _disconnect(self, error):
         with self._lock:
             self._link, self._leading = None, False
+            self._connected.clear()
             waiters, self._waiters = self._waiters, {}
         for waiter in waiters.values():
             waiter.set_exception(error)
+
+
+def _time_left(default):
+    """Seconds until the deadline of the request being handled, or ``default`` outside one."""
+    ends = deadline.get()
+    return default if ends is None else max(0.0, ends - time.time())
