@@ -49,6 +49,8 @@ class ReplicatedLog:
         self._link = None  # (connection, channel) of the reader, which also publishes
         self._connected = threading.Event()
         self._waiters = {}  # message id -> Future of the entry's outcome
+        self._applied = []  # (Future, outcome) of entries applied since the last sync, for the reader only
+        self._unsynced = False  # entries applied since the last sync
         self._pending = {}  # trade id -> Future of the proposal in flight for it
         self._leading = False
         self._proposed = 0  # the number the next proposal gets
@@ -123,7 +125,8 @@ class ReplicatedLog:
                     self._link = connection, channel
                     self._connected.set()
                 while not stopping.is_set():
-                    connection.process_data_events(time_limit=0.2)
+                    connection.process_data_events(time_limit=0.2)  # applies every entry that arrived
+                    self._commit()
             except Diverged as exc:
                 log.critical("%s: this replica stops applying the stream", exc)
                 self.diverged = str(exc)
@@ -164,13 +167,22 @@ class ReplicatedLog:
         offset = int(props.headers["x-stream-offset"])
         if offset >= self._position:  # a chunk may start before the offset asked for
             outcome = self._apply(props.type, body)
-            self._position = offset + 1
-            self._save_position()
+            self._position, self._unsynced = offset + 1, True
             with self._lock:
                 waiter = self._waiters.pop(props.message_id, None)
             if waiter:
-                waiter.set_result(outcome)
+                self._applied.append((waiter, outcome))
         channel.basic_ack(delivery.delivery_tag)
+
+    def _commit(self):
+        """Group commit: one fsync for the entries applied in a round, then their writers hear of them."""
+        if not self._unsynced:
+            return
+        self.orders.sync()
+        self._save_position()
+        for waiter, outcome in self._applied:
+            waiter.set_result(outcome)
+        self._applied, self._unsynced = [], False
 
     def _apply(self, kind, body):
         """Apply one entry; return what its writer waits for."""
@@ -196,7 +208,7 @@ class ReplicatedLog:
                 raise Diverged(f"order {order.number} is {self.orders.get(order.number).trade_id} in the "
                                f"log but {order.trade_id} in the stream")
         else:
-            self.orders.append(order)
+            self.orders.append(order, sync=False)
         self._next += 1
 
     def _load_position(self):
