@@ -18,6 +18,7 @@ from pika.exceptions import AMQPConnectionError
 from broker.connection import parameters
 from broker.settings import Settings
 from catalog_worker.service import SERVICE as CATALOG
+from order_worker.replication import STREAM
 from order_worker.service import SERVICE as ORDER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,12 +38,13 @@ class NativeStack:
     Each stack gets a fresh queue namespace, data directory and port (unless ``env_overrides`` sets
     them), so it never touches another stack on the same broker. On exit the processes get SIGTERM and
     the queues of a namespace made up here are deleted. ``modules`` are the ``python -m`` modules to
-    run; the stack is ready when ``GET /stocks/GameStart`` answers 200.
+    run; the stack is ready when ``GET /stocks/GameStart`` answers 200. ``replicas`` order workers
+    run, each with its own ``REPLICA_ID`` and data directory.
     """
 
-    def __init__(self, env_overrides=None, modules=STACK_MODULES, ready_timeout=30):
+    def __init__(self, env_overrides=None, modules=STACK_MODULES, ready_timeout=30, replicas=1):
         self.env_overrides = dict(env_overrides or {})
-        self.modules = modules
+        self.modules, self.replicas = modules, replicas
         self.ready_timeout = ready_timeout
         self.processes = []
 
@@ -54,16 +56,23 @@ class NativeStack:
                     "LOG_LEVEL": "WARNING", **self.env_overrides}
         self.url = f"http://127.0.0.1:{self.env['FRONTEND_PORT']}"
         for module in self.modules:
-            log = open(Path(self.data_dir) / f"{module}.log", "wb")
-            self.processes.append(subprocess.Popen([sys.executable, "-m", module], env=self.env, cwd=ROOT,
-                                                   stdout=log, stderr=subprocess.STDOUT))
-            log.close()
+            for replica in range(self.replicas if module == "order_worker" else 1):
+                self._start(module, replica)
         try:
             self._wait_ready()
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self.url
+
+    def _start(self, module, replica):
+        env, name = self.env, module
+        if module == "order_worker" and self.replicas > 1:
+            name = f"{module}-{replica}"
+            env = {**env, "REPLICA_ID": str(replica), "DATA_DIR": str(Path(self.data_dir) / name)}
+        with open(Path(self.data_dir) / f"{name}.log", "wb") as log:
+            self.processes.append(subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT,
+                                                   stdout=log, stderr=subprocess.STDOUT))
 
     def __exit__(self, *exc):
         for process in self.processes:
@@ -106,6 +115,7 @@ class NativeStack:
             return  # no broker, so no queues to delete
         with connection:
             channel = connection.channel()
-            for queue in (settings.queue(CATALOG), settings.queue(ORDER), settings.dead_letter_queue):
+            for queue in (settings.queue(CATALOG), settings.queue(ORDER), settings.queue(STREAM),
+                          settings.dead_letter_queue):
                 channel.queue_delete(queue)
             channel.exchange_delete(settings.events_exchange)

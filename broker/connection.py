@@ -37,19 +37,22 @@ def connect(settings, name, stopping, patience=None):
     return retrying(pika.BlockingConnection, params)
 
 
-def declare_queue(channel, settings, service):
-    """Declare a service's request queue, dead-lettering rejected and expired requests."""
+def declare_queue(channel, settings, service, single_active=False):
+    """Declare a service's request queue, dead-lettering rejected and expired requests;
+    ``single_active`` makes RabbitMQ deliver to one consumer at a time (the others wait)."""
     queue = settings.queue(service)
-    dead_letter = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": settings.dead_letter_queue}
+    arguments = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": settings.dead_letter_queue}
+    if single_active:
+        arguments["x-single-active-consumer"] = True
     if settings.queue_type == "quorum":
         # Replicated to every node. Dead-lettering is at-least-once only with reject-publish, which
         # without a length limit rejects nothing.
         kind = {"x-queue-type": "quorum"}
-        dead_letter.update({"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
+        arguments.update({"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
     else:
         kind = {}
     _declare(channel, settings.dead_letter_queue, {**kind, "x-max-length": 10000})
-    _declare(channel, queue, {**kind, **dead_letter})
+    _declare(channel, queue, {**kind, **arguments})
     return queue
 
 

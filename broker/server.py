@@ -1,8 +1,11 @@
-"""RPC server loop for workers: N consumer threads, each with its own connection."""
+"""RPC server loop for workers: N consumer threads, each with its own connection, or one
+single active consumer whose requests N threads handle."""
+import functools
 import logging
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from pika.exceptions import AMQPError
@@ -40,11 +43,17 @@ class RpcServer:
     reply when it can, and is dead-lettered either way. A request whose caller has stopped
     waiting (it sat in this worker's prefetch while the worker was busy or frozen) is
     dead-lettered unhandled, so a request that timed out is not executed later.
+
+    With ``single_active`` the queue delivers to one consumer at a time across every process
+    serving it (RabbitMQ's single active consumer): this process subscribes once, calls
+    ``on_subscribed`` (it is a standby until a request arrives), and hands each request to one
+    of ``threads`` handler threads, which give the reply and ack back to the consumer's thread.
     """
 
-    def __init__(self, settings, service, handlers, threads):
+    def __init__(self, settings, service, handlers, threads, single_active=False, on_subscribed=None):
         self.settings, self.service, self.handlers = settings, service, handlers
-        self.threads = threads
+        self.threads, self.single_active, self.on_subscribed = threads, single_active, on_subscribed
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix=service) if single_active else None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._consumers = {}
@@ -54,10 +63,11 @@ class RpcServer:
         """Consume until stop() is called, then let in-flight requests finish; raise QueueMismatch
         if the service's queue exists with another type."""
         workers = [threading.Thread(target=self._consume, name=f"{self.service}-{n}")
-                   for n in range(self.threads)]
+                   for n in range(1 if self.single_active else self.threads)]
         for worker in workers:
             worker.start()
-        log.info("serving %s with %d threads", self.settings.queue(self.service), self.threads)
+        log.info("serving %s with %d threads%s", self.settings.queue(self.service), self.threads,
+                 " (single active consumer)" if self.single_active else "")
         self._stopping.wait()
         for worker in workers:
             worker.join()
@@ -80,15 +90,21 @@ class RpcServer:
                 return  # only reraised once stopping
             try:
                 channel = connection.channel()
-                queue = declare_queue(channel, self.settings, self.service)
+                queue = declare_queue(channel, self.settings, self.service, self.single_active)
                 declare_exchange(channel, self.settings)
-                channel.basic_qos(prefetch_count=self.settings.prefetch)
+                handlers = self.threads if self._pool else 1
+                channel.basic_qos(prefetch_count=self.settings.prefetch * handlers)
                 channel.basic_consume(queue, self._on_message)
+                if self.on_subscribed:
+                    self.on_subscribed()
                 with self._lock:
                     if self._stopping.is_set():
                         break
                     self._consumers[threading.get_ident()] = (connection, channel)
                 channel.start_consuming()
+                if self._pool:  # let the handlers finish, then send their replies and acks
+                    self._pool.shutdown(wait=True)
+                    connection.process_data_events(time_limit=0)
             except QueueMismatch as exc:
                 self._failure = exc
                 self.stop()
@@ -101,6 +117,22 @@ class RpcServer:
                     connection.close()
 
     def _on_message(self, channel, delivery, props, body):
+        if self._pool:
+            self._pool.submit(self._handle, channel, delivery, props, body)
+        else:
+            self._handle(channel, delivery, props, body)
+
+    def _on_channel(self, channel, operation, *args):
+        """Run a channel operation on the consumer's thread: pika is not thread-safe."""
+        if not self._pool:
+            operation(*args)
+            return
+        try:
+            channel.connection.add_callback_threadsafe(functools.partial(operation, *args))
+        except AMQPError as exc:  # the broker redelivers the request to the next active consumer
+            log.warning("lost the connection before replying: %r", exc)
+
+    def _handle(self, channel, delivery, props, body):
         try:
             method, args = parse_request(props, body, self.handlers)
         except BadMessage as exc:
@@ -108,14 +140,14 @@ class RpcServer:
                         body[:200], props.app_id, exc)
             if props.reply_to:
                 self._reply(channel, props, RpcError(400, f"malformed request: {exc}").envelope())
-            channel.basic_reject(delivery.delivery_tag, requeue=False)
+            self._on_channel(channel, channel.basic_reject, delivery.delivery_tag, False)
             return
         headers = props.headers or {}
         ends = headers["deadline_ms"] / 1000 if isinstance(headers.get("deadline_ms"), int) else None
         if ends is not None and time.time() > ends:
             log.warning("dead-lettering %s from %s: its caller stopped waiting %.2f s ago",
                         method, props.app_id, time.time() - ends)
-            channel.basic_reject(delivery.delivery_tag, requeue=False)
+            self._on_channel(channel, channel.basic_reject, delivery.delivery_tag, False)
             return
         token = request_id.set(str(headers.get("request_id") or "-"))
         deadline.set(ends)
@@ -132,9 +164,9 @@ class RpcServer:
             log.exception("%s failed", method)
             reply, status = RpcError(500, f"internal error in {self.service}.{method}").envelope(), 500
         for message in publications:
-            channel.basic_publish(*message)
+            self._on_channel(channel, channel.basic_publish, *message)
         self._reply(channel, props, reply)
-        channel.basic_ack(delivery.delivery_tag)
+        self._on_channel(channel, channel.basic_ack, delivery.delivery_tag)
         log.info("%s from %s: %d in %.2fms", method, props.app_id, status,
                  (time.perf_counter() - started) * 1000)
         request_id.reset(token)
@@ -142,7 +174,7 @@ class RpcServer:
     def _reply(self, channel, request, reply):
         props = properties(self.service, request.type,
                            correlation_id=request.correlation_id)
-        channel.basic_publish("", request.reply_to, encode(reply), props)
+        self._on_channel(channel, channel.basic_publish, "", request.reply_to, encode(reply), props)
 
 
 def serve_until_signalled(server):

@@ -23,6 +23,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     cache_size: int = 1000
     queue_type: str = "classic"
+    replica_id: int = 0
 
     @classmethod
     def from_env(cls, environ=os.environ):
@@ -51,6 +52,7 @@ class Settings:
             max_body_bytes=env("MAX_BODY_BYTES", defaults.max_body_bytes),
             cache_size=env("CACHE_SIZE", defaults.cache_size),
             queue_type=env("QUEUE_TYPE", defaults.queue_type),
+            replica_id=env("REPLICA_ID", defaults.replica_id),
         )
 
     def __post_init__(self):
@@ -88,7 +90,8 @@ ENVIRONMENT_HELP = """environment variables:
   CATALOG_THREADS, ORDER_THREADS                    worker threads (default 4, 8)
   MAX_BODY_BYTES    largest accepted request body (default 65536)
   CACHE_SIZE        stock lookups the frontend caches, 0 = no cache (default 1000)
-  QUEUE_TYPE        classic, or quorum: replicated, for a cluster (default classic)"""
+  QUEUE_TYPE        classic, or quorum: replicated, for a cluster (default classic)
+  REPLICA_ID        which order worker replica this is, in its logs and connection names (default 0)"""
 
 
 def settings_from_cli(package, description, argv=None):

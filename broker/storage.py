@@ -53,11 +53,16 @@ class AppendLog:
             raise RuntimeError(f"{path} is in use by another process") from None
         return self, self._read_and_repair()
 
-    def append(self, row):
-        """Write one record and make it durable."""
+    def append(self, row, sync=True):
+        """Write one record and make it durable (or leave that to ``sync``, to fsync several at once)."""
         line = io.StringIO()
         csv.writer(line).writerow(row)
         self._file.write(line.getvalue())
+        if sync:
+            self.sync()
+
+    def sync(self):
+        """Make every record written so far durable."""
         self._file.flush()
         os.fdatasync(self._file.fileno())
 

@@ -5,6 +5,7 @@ from broker import RpcClient, RpcServer
 from broker.logs import setup_logging
 from broker.server import serve_until_signalled
 from broker.settings import settings_from_cli
+from order_worker.replication import ReplicatedLog
 from order_worker.service import SERVICE, OrderService
 from order_worker.store import OrderLog
 
@@ -12,19 +13,25 @@ from order_worker.store import OrderLog
 def main(argv=None):
     settings = settings_from_cli(
         "order_worker", "Stock Bazaar order worker: executes trades, keeps the order log.", argv)
-    setup_logging(SERVICE, settings.log_level)
+    setup_logging(f"{SERVICE}-{settings.replica_id}", settings.log_level)
     catalog = RpcClient(settings, SERVICE)
     # Half the frontend's timeout, so the frontend hears about a slow catalog before it gives up.
     orders = OrderLog(settings.data_dir)
-    service = OrderService(orders, catalog, settings.rpc_timeout / 2)
+    replicated = ReplicatedLog(settings, orders)
+    service = OrderService(replicated, catalog, settings.rpc_timeout / 2)
     stopping = threading.Event()
-    reconciler = threading.Thread(target=service.reconcile_when_uncertain, args=(stopping,),
-                                  name="reconcile", daemon=True)
-    reconciler.start()
+    threads = [threading.Thread(target=replicated.run, args=(stopping,), name="stream"),
+               threading.Thread(target=service.reconcile_when_uncertain, args=(stopping,),
+                                name="reconcile", daemon=True)]
+    for thread in threads:
+        thread.start()
     try:
-        serve_until_signalled(RpcServer(settings, SERVICE, service.handlers, settings.order_threads))
+        # The queue's single active consumer is the leader; every other replica follows the stream.
+        serve_until_signalled(RpcServer(settings, SERVICE, service.handlers, settings.order_threads,
+                                        single_active=True, on_subscribed=replicated.resign))
     finally:
         stopping.set()
+        threads[0].join()
         catalog.close()
         orders.close()
 

@@ -11,11 +11,12 @@ RECONCILE_EVERY = 10
 
 
 class OrderService:
-    """Executes each trade once through the catalog and numbers it in the order log.
+    """Executes each trade once through the catalog and numbers it in the replicated order log.
 
     The catalog applies a trade and journals it under its trade id before anything else; the
     order log records it afterwards. If the order worker dies or loses the catalog's reply in
-    between, ``reconcile`` finds the applied-but-unlogged trades and logs them.
+    between, ``reconcile`` finds the applied-but-unlogged trades and logs them. Only the replica
+    RabbitMQ delivers requests to (the leader) answers them, once it has caught up on the log.
     """
 
     def __init__(self, log_store, catalog, catalog_timeout):
@@ -25,6 +26,7 @@ class OrderService:
 
     def trade(self, args):
         trade_id, name, order_type, quantity = parse_trade(args)
+        self._lead()
         order = self.orders.find(trade_id) or self._execute(args)
         if (order.name, order.type, order.quantity) != (name, order_type, quantity):
             raise RpcError(422, "this Idempotency-Key was already used for a different order")
@@ -34,17 +36,24 @@ class OrderService:
     def _execute(self, args):
         try:
             t = self.catalog.call("catalog", "trade", args, timeout=self.catalog_timeout)
+            return self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"])
         except RpcError as exc:
             if exc.code in (503, 504):
                 self.uncertain.set()  # the catalog may have applied it: reconcile soon
             raise
-        return self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"])
 
     def query(self, args):
+        self._lead()  # so a number the previous leader gave out is never a 404 here
         order = self.orders.get(parse_int(args, "number"))
         if order is None:
             raise RpcError(404, f"order {args['number']} not found")
         return {"number": order.number, "name": order.name, "type": order.type, "quantity": order.quantity}
+
+    def _lead(self):
+        """Answer as the leader: caught up on the order stream, and reconciling what a predecessor left."""
+        if not self.orders.leading:
+            self.orders.lead()
+            self.uncertain.set()
 
     def reconcile(self):
         """Log every trade the catalog applied that the order log does not have yet."""
@@ -66,6 +75,8 @@ class OrderService:
             # A request the catalog has not started by its deadline is dropped: wait out those in hand.
             if stopping.wait(self.catalog_timeout):
                 return
+            if not self.orders.leading:
+                continue  # the leader reconciles; this replica may become it
             try:
                 self.reconcile()
             except RpcError as exc:

@@ -52,12 +52,17 @@ class OrderLog:
         """The transaction number the next order gets."""
         return len(self._orders)
 
-    def append(self, order):
-        """Write an order that already has the next transaction number, and make it durable."""
+    def append(self, order, sync=True):
+        """Write an order that already has the next transaction number, and make it durable
+        (or leave that to ``sync``, to fsync several at once)."""
         if order.number != self.next_number:
             raise ValueError(f"order {order.number} out of turn: the next number is {self.next_number}")
-        self._log.append(order)
+        self._log.append(order, sync)
         self._remember(order)
+
+    def sync(self):
+        """Make every order appended so far durable."""
+        self._log.sync()
 
     def close(self):
         self._log.close()

@@ -18,7 +18,6 @@ from broker.connection import parameters
 from client.session import Session
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = {"catalog": "catalog_worker", "order": "order_worker", "frontend": "frontend"}
 
 
 def _reachable(url):
@@ -62,7 +61,8 @@ def settings(amqp_url, tmp_path):
     yield settings
     with pika.BlockingConnection(parameters(settings)) as connection:
         channel = connection.channel()
-        for queue in (settings.queue("catalog"), settings.queue("order"), settings.dead_letter_queue):
+        for queue in (settings.queue("catalog"), settings.queue("order"), settings.queue("orders"),
+                      settings.dead_letter_queue):
             channel.queue_delete(queue)
         channel.exchange_delete(settings.events_exchange)
 
@@ -124,10 +124,20 @@ def admin(settings):
 
 
 class Stack:
-    """The three services as child processes; each can be stopped, killed and started again."""
+    """The services as child processes; each can be stopped, killed and started again.
 
-    def __init__(self, settings, port, log_dir):
+    With ``replicas`` > 1 the order workers are ``order-0``, ``order-1``…, each with its own data
+    directory ``<data_dir>/order-<i>``; the catalog's files stay in ``<data_dir>``.
+    """
+
+    def __init__(self, settings, port, log_dir, replicas=1):
         self.settings, self.log_dir = settings, log_dir
+        self.services = {"catalog": ("catalog_worker", {}), "order": ("order_worker", {}),
+                         "frontend": ("frontend", {})}
+        if replicas > 1:
+            del self.services["order"]
+            self.services.update({f"order-{i}": ("order_worker", {
+                "REPLICA_ID": str(i), "DATA_DIR": str(self.replica_dir(f"order-{i}"))}) for i in range(replicas)})
         self.admin = BrokerAdmin(settings)
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**os.environ, "AMQP_URL": settings.amqp_url, "BAZAAR_NAMESPACE": settings.namespace,
@@ -146,11 +156,21 @@ class Stack:
         self.admin.close()
 
     def start(self, *names):
-        for name in names or SERVICES:
+        for name in names or self.services:
+            module, env = self.services[name]
             log = open(self.log_dir / f"{name}.log", "ab")
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", SERVICES[name]], cwd=ROOT, env=self.env, stdout=log, stderr=log)
-        self.wait_ready(names or SERVICES)
+                [sys.executable, "-m", module], cwd=ROOT, env={**self.env, **env}, stdout=log, stderr=log)
+        self.wait_ready(names or self.services)
+
+    def replica_dir(self, name):
+        """The data directory of an order worker replica."""
+        return self.settings.data_dir / name
+
+    @property
+    def replicas(self):
+        """The order worker replicas running now."""
+        return [name for name in self.processes if name.startswith("order")]
 
     def stop(self, *names, sig=signal.SIGTERM):
         """Signal the services and wait for them; return their exit codes."""
@@ -180,6 +200,8 @@ class Stack:
                 return Session(self.url, timeout=1).get("/openapi.json")[0] == 200
             except OSError:
                 return False
+        if name.startswith("order"):  # every replica consumes the order queue
+            return self.admin.consumers("order") >= len(self.replicas)
         return self.admin.consumers(name) > 0
 
 

@@ -12,7 +12,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-APP_SERVICES = {"catalog": "catalog_worker", "order": "order_worker", "frontend": "frontend"}
+REPLICAS = [f"order-{i}" for i in range(3)]
+APP_SERVICES = {"catalog": "catalog_worker", **dict.fromkeys(REPLICAS, "order_worker"), "frontend": "frontend"}
 
 
 def run_tool(name, *args):
@@ -80,19 +81,24 @@ def test_frontend_listens_on_all_interfaces_and_publishes_8000(services):
     assert any(str(port).endswith(":8000") for port in frontend["ports"])
 
 
-@pytest.mark.parametrize("service, volume", [("catalog", "catalog-data"), ("order", "order-data")])
+@pytest.mark.parametrize("service, volume", [("catalog", "catalog-data")] + [(r, f"{r}-data") for r in REPLICAS])
 def test_worker_data_lives_in_a_named_volume(compose, services, service, volume):
     assert volume in compose["volumes"]
     data_dir = services[service]["environment"]["DATA_DIR"]
     assert f"{volume}:{data_dir}" in services[service]["volumes"]
 
 
-def test_procfile_runs_the_three_services():
+def test_order_replicas_have_distinct_ids(services):
+    assert [services[r]["environment"]["REPLICA_ID"] for r in REPLICAS] == ["0", "1", "2"]
+
+
+def test_procfile_runs_the_services_and_three_order_replicas():
     lines = (ROOT / "Procfile").read_text().splitlines()
     entries = dict(line.split(":", 1) for line in lines if line.strip())
+    replica_env = {r: f"env REPLICA_ID={r[-1]} DATA_DIR=data/{r} " for r in REPLICAS}
     assert {name: cmd.strip() for name, cmd in entries.items()} == {
         # exec, so honcho signals and reports the service itself rather than a shell around it
-        name: f"exec python -m {package}" for name, package in APP_SERVICES.items()
+        name: f"exec {replica_env.get(name, '')}python -m {package}" for name, package in APP_SERVICES.items()
     }
 
 

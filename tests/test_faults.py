@@ -79,6 +79,7 @@ class Load:
         self.url, self.retries, self.pause = url, retries, pause
         self.done = threading.Event()
         self.attempted, self.succeeded, self.uncertain, self.statuses = [], {}, [], Counter()
+        self.retried, self.successes = 0, []  # requests sent again after a 5xx; when trades succeeded
         self._lock = threading.Lock()
         self.threads = [threading.Thread(target=self._trade, args=(random.Random(rng.random()),))
                         for _ in range(clients)]
@@ -109,8 +110,10 @@ class Load:
                     self.statuses[status] += 1
                 if status == 200:
                     self.succeeded[key] = (order, body["data"]["transaction_number"])
+                    self.successes.append(time.monotonic())
                 if isinstance(status, int) and status < 500:
                     break
+                self.retried += 1
                 time.sleep(self.pause)
             else:
                 self.uncertain.append(key)
@@ -130,11 +133,11 @@ def kill_and_restart(stack, rng, rounds):
     return kills
 
 
-def wait_until_reconciled(settings, timeout=20):
+def wait_until_reconciled(settings, timeout=20, order_log="order_log.csv"):
     """Poll until the order log holds exactly the trades the catalog journalled; return the seconds taken."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        logged = {row["trade_id"] for row in read_csv(settings, "order_log.csv")}
+        logged = {row["trade_id"] for row in read_csv(settings, order_log)}
         if logged == {row["trade_id"] for row in read_csv(settings, "catalog_journal.csv")}:
             break
         time.sleep(0.2)
@@ -165,10 +168,10 @@ def test_exactly_once_while_services_are_killed(stack, settings):
     assert all(session.get(f"/stocks/{row['name']}")[1]["data"]["quantity"] == int(row["quantity"]) for row in stocks)
 
 
-def check_invariants(settings, succeeded):
+def check_invariants(settings, succeeded, order_log="order_log.csv"):
     """The files of a stopped stack hold exactly the ``succeeded`` trades (key -> (order, number)) and
     those whose outcome the clients never learned, each once."""
-    log, journal = read_csv(settings, "order_log.csv"), read_csv(settings, "catalog_journal.csv")
+    log, journal = read_csv(settings, order_log), read_csv(settings, "catalog_journal.csv")
     # The order log: numbers 0..n-1 in order, one line per trade id, the same trades the catalog applied.
     assert [int(row["transaction_number"]) for row in log] == list(range(len(log)))
     assert len({row["trade_id"] for row in log}) == len(log)

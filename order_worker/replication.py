@@ -1,0 +1,243 @@
+"""Order log replication through a RabbitMQ stream, which decides every transaction number.
+
+Every replica reads the stream ``<namespace>.orders`` in order and applies one deterministic rule
+to each entry (``_accept``), so every replica's order log is the same prefix of one sequence. The
+leader (whichever replica RabbitMQ made the order queue's active consumer) proposes an order by
+publishing it with the number it expects, and answers only once its own reader has applied it:
+an entry that lost a race (a zombie ex-leader's, or one out of turn) is refused by every replica
+alike, the leader included, so nothing reaches a CSV that is not in the stream at that place.
+"""
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+
+import pika
+from pika.exceptions import AMQPError
+
+from broker.connection import connect
+from broker.messages import RpcError, deadline
+from order_worker.store import Order
+
+log = logging.getLogger(__name__)
+STREAM = "orders"
+ORDER, SYNC = "order", "sync"
+READ_AHEAD = 500  # stream entries in flight to the reader (streams need a prefetch)
+
+
+class Diverged(Exception):
+    """The order log holds a different order than the stream at the same number."""
+
+
+class ReplicatedLog:
+    """An OrderLog kept equal to the stream: ``run`` reads it, ``lead`` and ``record`` write it.
+
+    Reads (``get``, ``find``, ``seq_floor``) answer from the local log. A replica becomes the
+    writer with ``lead``: it publishes a sync marker and waits until its reader reaches it, so
+    it has read everything any earlier leader wrote before it numbers anything itself.
+    """
+
+    def __init__(self, settings, orders):
+        self.settings, self.orders = settings, orders
+        self.stream = settings.queue(STREAM)
+        self._position_file = settings.data_dir / "stream_position"
+        self._position, self._next = self._load_position()
+        self._lock = threading.RLock()  # guards the fields below, shared by handlers and the reader
+        self._link = None  # (connection, channel) of the reader, which also publishes
+        self._connected = threading.Event()
+        self._waiters = {}  # message id -> Future of the entry's outcome
+        self._applied = []  # (Future, outcome) of entries applied since the last sync, for the reader only
+        self._unsynced = False  # entries applied since the last sync
+        self._pending = {}  # trade id -> Future of the proposal in flight for it
+        self._leading = False
+        self._proposed = 0  # the number the next proposal gets
+        self._lead_lock = threading.Lock()
+        self.diverged = None
+
+    def get(self, number):
+        return self.orders.get(number)
+
+    def find(self, trade_id):
+        return self.orders.find(trade_id)
+
+    @property
+    def seq_floor(self):
+        return self.orders.seq_floor
+
+    @property
+    def leading(self):
+        return self._leading
+
+    def resign(self):
+        """Stop numbering until the next ``lead``, which reads the stream to its end first."""
+        with self._lock:
+            self._leading = False
+
+    def lead(self):
+        """Make this replica the writer, if it is not already: catch up to the end of the stream."""
+        with self._lead_lock:
+            if self._leading:
+                return
+            next_number = self._wait(self._publish(SYNC, b"{}"), "reading the order stream to its end")
+            with self._lock:
+                self._proposed, self._leading = next_number, True
+            log.info("leading: the next transaction number is %d", next_number)
+
+    def record(self, trade_id, name, order_type, quantity, catalog_seq):
+        """Number an applied trade through the stream, unless it already has a number."""
+        for _ in range(2):  # a second try after another writer took our number and we caught up
+            self.lead()
+            with self._lock:
+                if (order := self.orders.find(trade_id)) is not None:
+                    return order
+                if (proposal := self._pending.get(trade_id)) is None:
+                    order = Order(self._proposed, name, order_type, quantity, trade_id, catalog_seq)
+                    proposal = self._publish(ORDER, json.dumps(order._asdict()).encode())
+                    self._pending[trade_id], self._proposed = proposal, self._proposed + 1
+            try:
+                if (order := self._wait(proposal, f"replicating trade {trade_id}")) is not None:
+                    return order
+            finally:
+                with self._lock:
+                    if self._pending.get(trade_id) is proposal:
+                        del self._pending[trade_id]
+            log.warning("another writer took the number meant for trade %s: catching up", trade_id)
+            self.resign()
+        raise RpcError(503, "the order log changed leader during the trade; retry it")
+
+    def run(self, stopping):
+        """Read the stream into the order log until ``stopping`` is set, reconnecting as needed."""
+        while not stopping.is_set() and not self.diverged:
+            try:
+                connection = connect(self.settings, f"order-{self.settings.replica_id}.stream", stopping)
+            except (AMQPError, OSError):
+                return  # only reraised once stopping
+            try:
+                channel = connection.channel()
+                channel.queue_declare(self.stream, durable=True, arguments={"x-queue-type": "stream"})
+                channel.basic_qos(prefetch_count=READ_AHEAD)
+                channel.basic_consume(self.stream, self._on_entry,
+                                      arguments={"x-stream-offset": self._position})
+                with self._lock:
+                    self._link = connection, channel
+                    self._connected.set()
+                while not stopping.is_set():
+                    connection.process_data_events(time_limit=0.2)  # applies every entry that arrived
+                    self._commit()
+            except Diverged as exc:
+                log.critical("%s: this replica stops applying the stream", exc)
+                self.diverged = str(exc)
+            except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
+                log.warning("lost the order stream: %r", exc)
+                stopping.wait(0.2)
+            finally:
+                self._disconnect(RpcError(503, "lost the connection to the order stream"))
+                if connection.is_open:
+                    connection.close()
+
+    def _publish(self, kind, body):
+        """Append an entry to the stream (from the reader's thread); return the Future of its outcome."""
+        if self.diverged:
+            raise RpcError(503, f"this replica's order log disagrees with the stream: {self.diverged}")
+        outcome, message_id = Future(), uuid.uuid4().hex
+        self._connected.wait(_time_left(self.settings.rpc_timeout))
+        with self._lock:
+            if self._link is None:
+                raise RpcError(503, "no connection to the order stream")
+            connection, channel = self._link
+            self._waiters[message_id] = outcome
+            props = pika.BasicProperties(type=kind, message_id=message_id, content_type="application/json",
+                                         app_id=f"order-{self.settings.replica_id}", delivery_mode=2)
+            # Callbacks run in order, so the stream gets the proposals in the order they were numbered.
+            connection.add_callback_threadsafe(lambda: channel.basic_publish("", self.stream, body, props))
+        return outcome
+
+    def _wait(self, outcome, doing):
+        """The outcome of an entry, within the request's deadline."""
+        try:
+            return outcome.result(timeout=_time_left(self.settings.rpc_timeout))
+        except TimeoutError:
+            self.resign()  # the entry may still land: read the stream to its end before numbering again
+            raise RpcError(504, f"timed out {doing}") from None
+
+    def _on_entry(self, channel, delivery, props, body):
+        offset = int(props.headers["x-stream-offset"])
+        if offset >= self._position:  # a chunk may start before the offset asked for
+            outcome = self._apply(props.type, body)
+            self._position, self._unsynced = offset + 1, True
+            with self._lock:
+                waiter = self._waiters.pop(props.message_id, None)
+            if waiter:
+                self._applied.append((waiter, outcome))
+        channel.basic_ack(delivery.delivery_tag)
+
+    def _commit(self):
+        """Group commit: one fsync for the entries applied in a round, then their writers hear of them."""
+        if not self._unsynced:
+            return
+        self.orders.sync()
+        self._save_position()
+        for waiter, outcome in self._applied:
+            waiter.set_result(outcome)
+        self._applied, self._unsynced = [], False
+
+    def _apply(self, kind, body):
+        """Apply one entry; return what its writer waits for."""
+        if kind == SYNC:
+            return self._next
+        try:
+            order = Order(**json.loads(body))
+        except (ValueError, TypeError) as exc:
+            log.warning("skipping a malformed order stream entry %r: %s", body[:200], exc)
+            return None
+        self._accept(order)
+        return self.orders.find(order.trade_id)
+
+    def _accept(self, order):
+        """An order is accepted iff it has the next number and its trade has no number yet."""
+        if order.number != self._next:
+            return
+        known = self.orders.find(order.trade_id)
+        if known is not None and known.number < self._next:
+            return
+        if order.number < self.orders.next_number:  # catching up over a log we already have
+            if self.orders.get(order.number).trade_id != order.trade_id:
+                raise Diverged(f"order {order.number} is {self.orders.get(order.number).trade_id} in the "
+                               f"log but {order.trade_id} in the stream")
+        else:
+            self.orders.append(order, sync=False)
+        self._next += 1
+
+    def _load_position(self):
+        """Where to resume reading, and the next number there: saved, or the stream's start."""
+        try:
+            offset, next_number = map(int, self._position_file.read_text().split())
+        except (OSError, ValueError):
+            return 0, 0
+        # A log older than the saved position (restored, emptied, cut) is caught up from the start.
+        return (offset, next_number) if next_number <= self.orders.next_number else (0, 0)
+
+    def _save_position(self):
+        # Written after the log's fsync and not synced itself: at worst it lags, and reading resumes earlier.
+        fd = os.open(self._position_file, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, f"{self._position} {self._next}".ljust(40).encode() + b"\n", 0)
+        finally:
+            os.close(fd)
+
+    def _disconnect(self, error):
+        with self._lock:
+            self._link, self._leading = None, False
+            self._connected.clear()
+            waiters, self._waiters = self._waiters, {}
+        for waiter in waiters.values():
+            waiter.set_exception(error)
+
+
+def _time_left(default):
+    """Seconds until the deadline of the request being handled, or ``default`` outside one."""
+    ends = deadline.get()
+    return default if ends is None else max(0.0, ends - time.time())

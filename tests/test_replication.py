@@ -1,0 +1,107 @@
+"""Order log replication through the stream: catch-up, stale copies, and a zombie leader."""
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+
+import pika
+import pytest
+
+from order_worker.replication import ORDER, ReplicatedLog
+from order_worker.store import OrderLog
+
+
+@contextmanager
+def replica(settings, data_dir):
+    """A ReplicatedLog on ``data_dir`` reading the test's stream in a thread of its own."""
+    orders = OrderLog(data_dir)
+    log = ReplicatedLog(replace(settings, data_dir=data_dir), orders)
+    stopping = threading.Event()
+    reader = threading.Thread(target=log.run, args=(stopping,))
+    reader.start()
+    try:
+        yield log
+    finally:
+        stopping.set()
+        reader.join()
+        orders.close()
+
+
+def trade(log, n):
+    return log.record(f"t{n}", "FishCo", "buy", 1, n + 1)
+
+
+def wait_for(log, count, timeout=10):
+    deadline = time.monotonic() + timeout
+    while log.orders.next_number < count:
+        assert time.monotonic() < deadline, f"caught up to {log.orders.next_number} of {count}"
+        time.sleep(0.02)
+
+
+def file_bytes(path):
+    return (path / "order_log.csv").read_bytes()
+
+
+def test_a_replica_with_an_empty_or_stale_dir_catches_up_byte_identical(settings, tmp_path):
+    with replica(settings, tmp_path / "a") as leader:
+        assert [trade(leader, n).number for n in range(3)] == [0, 1, 2]
+        with replica(settings, tmp_path / "b") as follower:
+            wait_for(follower, 3)
+        stale = tmp_path / "stale"
+        shutil.copytree(tmp_path / "b", stale)
+        assert [trade(leader, n).number for n in range(3, 6)] == [3, 4, 5]
+        for data_dir in (tmp_path / "b", stale, tmp_path / "empty"):
+            with replica(settings, data_dir) as follower:
+                wait_for(follower, 6)
+                assert follower.find("t4").number == 4
+        assert file_bytes(tmp_path / "a") == file_bytes(tmp_path / "b") == file_bytes(stale) == file_bytes(
+            tmp_path / "empty")
+
+
+def test_a_recorded_trade_keeps_its_number(settings, tmp_path):
+    with replica(settings, tmp_path / "a") as leader:
+        first = trade(leader, 0)
+        assert trade(leader, 0) == first and leader.orders.next_number == 1
+
+
+def test_a_zombie_leader_cannot_take_a_number_the_new_leader_gave(settings, tmp_path):
+    with replica(settings, tmp_path / "a") as old, replica(settings, tmp_path / "b") as new:
+        assert trade(old, 0).number == 0
+        new.lead()  # takes over without the old leader knowing
+        assert trade(new, 1).number == 1
+        # The old leader still thinks number 1 is next: the stream refuses that, it catches up, tries again.
+        assert old.leading and trade(old, 2).number == 2
+        wait_for(new, 3)
+    assert file_bytes(tmp_path / "a") == file_bytes(tmp_path / "b")
+    assert [line.split(b",")[4] for line in file_bytes(tmp_path / "a").splitlines()[1:]] == [b"t0", b"t1", b"t2"]
+
+
+def test_entries_out_of_turn_or_malformed_are_skipped_by_every_replica(settings, tmp_path):
+    with replica(settings, tmp_path / "a") as leader:
+        trade(leader, 0)
+        with pika.BlockingConnection(pika.URLParameters(settings.amqp_url)) as connection:
+            channel = connection.channel()
+            for body in (b"not json", b'{"number": 7}',
+                         b'{"number": 9, "name": "FishCo", "type": "buy", "quantity": 1, "trade_id": "x", '
+                         b'"catalog_seq": 9}'):
+                channel.basic_publish("", settings.queue("orders"), body, pika.BasicProperties(type=ORDER))
+        assert trade(leader, 1).number == 1
+        with replica(settings, tmp_path / "b") as follower:
+            wait_for(follower, 2)
+    assert file_bytes(tmp_path / "a") == file_bytes(tmp_path / "b")
+
+
+def test_a_log_that_disagrees_with_the_stream_stops_the_replica(settings, tmp_path):
+    with replica(settings, tmp_path / "a") as leader:
+        trade(leader, 0)
+    other = OrderLog(tmp_path / "b")
+    other.record("someone-else", "FishCo", "sell", 1, 1)
+    other.close()
+    with replica(settings, tmp_path / "b") as diverged:
+        deadline = time.monotonic() + 10
+        while not diverged.diverged:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with pytest.raises(Exception, match="disagree|someone-else"):
+            diverged.lead()
