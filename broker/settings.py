@@ -19,6 +19,9 @@ class Settings:
     catalog_threads: int = 4
     order_threads: int = 8
     max_body_bytes: int = 64 * 1024
+    idempotency_window: float = 24 * 3600.0
+    idempotency_keys: int = 500_000
+    journal_segment_trades: int = 100_000
 
     @classmethod
     def from_env(cls, environ=os.environ):
@@ -45,6 +48,9 @@ class Settings:
             catalog_threads=env("CATALOG_THREADS", defaults.catalog_threads),
             order_threads=env("ORDER_THREADS", defaults.order_threads),
             max_body_bytes=env("MAX_BODY_BYTES", defaults.max_body_bytes),
+            idempotency_window=env("IDEMPOTENCY_WINDOW", defaults.idempotency_window),
+            idempotency_keys=env("IDEMPOTENCY_KEYS", defaults.idempotency_keys),
+            journal_segment_trades=env("JOURNAL_SEGMENT_TRADES", defaults.journal_segment_trades),
         )
 
     def queue(self, service):
@@ -65,7 +71,10 @@ ENVIRONMENT_HELP = """environment variables:
   LOG_LEVEL         DEBUG, INFO, WARNING... (default INFO)
   FRONTEND_HOST, FRONTEND_PORT, FRONTEND_THREADS   HTTP server (default 127.0.0.1, 8000, 16)
   CATALOG_THREADS, ORDER_THREADS                    worker threads (default 4, 8)
-  MAX_BODY_BYTES    largest accepted request body (default 65536)"""
+  MAX_BODY_BYTES    largest accepted request body (default 65536)
+  IDEMPOTENCY_WINDOW, IDEMPOTENCY_KEYS   how long (s) and how many trade ids are
+                    remembered for retries (default 86400, 500000)
+  JOURNAL_SEGMENT_TRADES  trades per catalog journal file before it rotates (default 100000)"""
 
 
 def settings_from_cli(package, description, argv=None):

@@ -15,7 +15,7 @@ def main(argv=None):
     setup_logging(SERVICE, settings.log_level)
     catalog = RpcClient(settings, SERVICE)
     # Half the frontend's timeout, so the frontend hears about a slow catalog before it gives up.
-    orders = OrderLog(settings.data_dir)
+    orders = OrderLog(settings.data_dir, settings.idempotency_window, settings.idempotency_keys)
     service = OrderService(orders, catalog, settings.rpc_timeout / 2)
     stopping = threading.Event()
     reconciler = threading.Thread(target=service.reconcile_when_uncertain, args=(stopping,),

@@ -37,7 +37,11 @@ class OrderService:
             if exc.code in (503, 504):
                 self.uncertain.set()  # the catalog may have applied it: reconcile soon
             raise
-        return self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"])
+        try:
+            return self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"])
+        except RpcError:
+            self.uncertain.set()  # applied but not numbered (a full disk): reconciliation numbers it
+            raise
 
     def query(self, args):
         order = self.orders.get(parse_int(args, "number"))
