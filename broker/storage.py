@@ -38,6 +38,14 @@ def full_disk_as_507(path):
         log.info("disk space is available again (%s written)", path)
 
 
+def require_free_space(path, reserve):
+    """Raise the full-disk 507 unless the filesystem holding ``path`` has ``reserve`` bytes free."""
+    with full_disk_as_507(path):
+        stat = os.statvfs(path)
+        if stat.f_bavail * stat.f_frsize < reserve:
+            raise OSError(errno.ENOSPC, f"less than {reserve} bytes free")
+
+
 def replace_atomically(path, header, rows):
     """Write a whole CSV table so that a crash or a full disk leaves either the old file or the new one."""
     tmp = path.with_name(path.name + ".tmp")

@@ -31,6 +31,7 @@ class OrderService:
         return {"transaction_number": order.number}
 
     def _execute(self, args):
+        self.orders.require_space()  # refuse before the catalog applies what could not be logged
         try:
             t = self.catalog.call("catalog", "trade", args, timeout=self.catalog_timeout)
         except RpcError as exc:

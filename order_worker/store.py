@@ -3,9 +3,11 @@ import csv
 import threading
 from typing import NamedTuple
 
-from broker.storage import AppendLog, LineIndex, parse_line, read_line
+from broker.storage import AppendLog, LineIndex, parse_line, read_line, require_free_space
 from broker.window import KeyWindow
 
+# Free space a trade needs before it goes to the catalog, so a trade the catalog applied can be logged.
+RESERVE_BYTES = 64 * 1024
 COLUMNS = ("transaction_number", "stock_name", "order_type", "trade_quantity", "trade_id", "catalog_seq")
 
 
@@ -63,6 +65,10 @@ class OrderLog:
                 order = Order(self.next_number, name, order_type, quantity, trade_id, catalog_seq)
                 self.append(order)
             return order
+
+    def require_space(self):
+        """Raise a 507 RpcError when the disk is too full to log another order."""
+        require_free_space(self._log.path, RESERVE_BYTES)
 
     @property
     def next_number(self):
