@@ -66,8 +66,16 @@ def replace_atomically(path, header, rows):
 
 def read_table(path, header):
     """Rows of a CSV table written by replace_atomically, checking its header."""
+    return list(iter_rows(path, header))
+
+
+def iter_rows(path, header):
+    """The rows of a CSV file one at a time, its header checked and left out."""
     with open(path, newline="") as f:
-        return _rows(f, path, header)
+        reader = csv.reader(f)
+        if next(reader, None) != list(header):
+            raise ValueError(f"{path}: expected header {','.join(header)}")
+        yield from reader
 
 
 def csv_line(row):
@@ -107,9 +115,7 @@ class AppendLog:
             raise RuntimeError(f"{path} is in use by another process") from None
         self = cls(path, fd)
         self._cut_torn_tail()
-        with open(path, newline="") as f:
-            if next(csv.reader(f), None) != list(header):
-                raise ValueError(f"{path}: expected header {','.join(header)}")
+        next(iter_rows(path, header), None)  # checks the header
         return self
 
     def append(self, row):
@@ -130,11 +136,6 @@ class AppendLog:
     def read(self, offset, length):
         """Up to ``length`` bytes of the log from ``offset``."""
         return os.pread(self._fd, length, offset)
-
-    def rows(self, header):
-        """Every record in the log, header checked and left out."""
-        with open(self.path, newline="") as f:
-            return _rows(f, self.path, header)
 
     def close(self):
         os.close(self._fd)
@@ -204,13 +205,6 @@ def read_line(log, offset, max_length=8192):
     """The line of ``log`` starting at ``offset``, without its newline."""
     data = log.read(offset, max_length)
     return data[:data.index(b"\n")]
-
-
-def _rows(f, path, header):
-    reader = csv.reader(f)
-    if next(reader, None) != list(header):
-        raise ValueError(f"{path}: expected header {','.join(header)}")
-    return list(reader)
 
 
 def _fsync_dir(directory):

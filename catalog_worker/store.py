@@ -6,7 +6,7 @@ import threading
 from typing import NamedTuple
 
 from broker import RpcError
-from broker.storage import AppendLog, read_table, replace_atomically
+from broker.storage import AppendLog, iter_rows, read_table, replace_atomically
 from broker.window import KeyWindow
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,8 @@ class CatalogStore:
         self._window = KeyWindow(window_seconds, window_keys)
         segments = journal_segments(data_dir) or [data_dir / JOURNAL_SEGMENT.format(self._seq + 1)]
         self._journal = AppendLog.open(segments[-1], JOURNAL_COLUMNS)
-        for path in segments[:-1]:
-            self._replay(read_table(path, JOURNAL_COLUMNS), snapshot_seq)
-        self._segment_trades = self._replay(self._journal.rows(JOURNAL_COLUMNS), snapshot_seq)
+        for path in segments:
+            self._segment_trades = self._replay(iter_rows(path, JOURNAL_COLUMNS), snapshot_seq)
         self._lock = threading.Lock()
         self._dirty = threading.Event()
         self._dirty.set()  # fold what was replayed into the snapshot
@@ -145,6 +144,7 @@ class CatalogStore:
 
     def _replay(self, rows, snapshot_seq):
         """Apply journal lines newer than the snapshot and remember their trade ids; return how many lines."""
+        lines = 0
         for seq, trade_id, name, order_type, quantity, quantity_after, volume_after in rows:
             stock = self._stocks[name]
             trade = Trade(int(seq), trade_id, stock.name, sys.intern(order_type), int(quantity))
@@ -153,7 +153,8 @@ class CatalogStore:
                 self._stocks[name] = stock._replace(quantity=int(quantity_after), trading_volume=int(volume_after))
                 self._seq = trade.seq
             self._window.add(trade_id, trade)
-        return len(rows)
+            lines += 1
+        return lines
 
     def _checkpoint_when_dirty(self):
         while True:

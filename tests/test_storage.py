@@ -7,7 +7,7 @@ import random
 import pytest
 
 from broker import RpcError
-from broker.storage import AppendLog, LineIndex, read_table, replace_atomically
+from broker.storage import AppendLog, LineIndex, iter_rows, read_table, replace_atomically
 
 HEADER = ("a", "b")
 
@@ -27,18 +27,18 @@ def test_read_table_rejects_a_foreign_file(tmp_path):
 
 def test_append_log_keeps_records_across_reopen(tmp_path):
     log = AppendLog.open(tmp_path / "log.csv", HEADER)
-    assert log.rows(HEADER) == []
+    assert read_table(log.path, HEADER) == []
     assert log.append((1, "x")) == len("a,b\r\n")
     log.append((2, "y"))
     log.close()
-    assert AppendLog.open(tmp_path / "log.csv", HEADER).rows(HEADER) == [["1", "x"], ["2", "y"]]
+    assert list(iter_rows(tmp_path / "log.csv", HEADER)) == [["1", "x"], ["2", "y"]]
 
 
 def test_append_log_cuts_a_torn_last_line(tmp_path, caplog):
     path = tmp_path / "log.csv"
     path.write_text("a,b\n1,x\n2,y\n3,tor")
     log = AppendLog.open(path, HEADER)
-    assert log.rows(HEADER) == [["1", "x"], ["2", "y"]]
+    assert read_table(log.path, HEADER) == [["1", "x"], ["2", "y"]]
     assert "torn last line" in caplog.text
     log.append((3, "z"))
     log.close()
@@ -82,7 +82,7 @@ def test_a_full_disk_is_a_507_that_leaves_no_partial_line(tmp_path, monkeypatch,
     free_space()
     log.append((2, "y"))
     log.append((3, "z"))
-    assert log.rows(HEADER) == [["1", "x"], ["2", "y"], ["3", "z"]]
+    assert read_table(log.path, HEADER) == [["1", "x"], ["2", "y"], ["3", "z"]]
     messages = [(r.levelname, r.getMessage().split(" ")[0]) for r in caplog.records]
     assert messages == [("WARNING", "disk"), ("INFO", "disk")]  # once per episode
 
