@@ -17,8 +17,9 @@ def parse_trade(args):
         raise RpcError(400, f"'quantity' must be an integer from 1 to {MAX_QUANTITY:,}")
     if order_type not in ORDER_TYPES:
         raise RpcError(400, "'type' must be 'buy' or 'sell'")
-    if not isinstance(trade_id, str) or not 0 < len(trade_id) <= 200:
-        raise RpcError(400, "'trade_id' must be a string of 1 to 200 characters")
+    # One line: the order log finds its records by counting newlines (an HTTP header has none).
+    if not isinstance(trade_id, str) or not 0 < len(trade_id) <= 200 or "\n" in trade_id or "\r" in trade_id:
+        raise RpcError(400, "'trade_id' must be a string of 1 to 200 characters, without line breaks")
     return trade_id, name, order_type, quantity
 
 

@@ -24,6 +24,9 @@ class Settings:
     cache_size: int = 1000
     queue_type: str = "classic"
     replica_id: int = 0
+    idempotency_window: float = 24 * 3600.0
+    idempotency_keys: int = 500_000
+    journal_segment_trades: int = 100_000
 
     @classmethod
     def from_env(cls, environ=os.environ):
@@ -53,6 +56,9 @@ class Settings:
             cache_size=env("CACHE_SIZE", defaults.cache_size),
             queue_type=env("QUEUE_TYPE", defaults.queue_type),
             replica_id=env("REPLICA_ID", defaults.replica_id),
+            idempotency_window=env("IDEMPOTENCY_WINDOW", defaults.idempotency_window),
+            idempotency_keys=env("IDEMPOTENCY_KEYS", defaults.idempotency_keys),
+            journal_segment_trades=env("JOURNAL_SEGMENT_TRADES", defaults.journal_segment_trades),
         )
 
     def __post_init__(self):
@@ -91,7 +97,10 @@ ENVIRONMENT_HELP = """environment variables:
   MAX_BODY_BYTES    largest accepted request body (default 65536)
   CACHE_SIZE        stock lookups the frontend caches, 0 = no cache (default 1000)
   QUEUE_TYPE        classic, or quorum: replicated, for a cluster (default classic)
-  REPLICA_ID        which order worker replica this is, in its logs and connection names (default 0)"""
+  REPLICA_ID        which order worker replica this is, in its logs and connection names (default 0)
+  IDEMPOTENCY_WINDOW, IDEMPOTENCY_KEYS   how long (s) and how many trade ids are
+                    remembered for retries (default 86400, 500000)
+  JOURNAL_SEGMENT_TRADES  trades per catalog journal file before it rotates (default 100000)"""
 
 
 def settings_from_cli(package, description, argv=None):

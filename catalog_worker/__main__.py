@@ -10,7 +10,8 @@ from catalog_worker.store import CatalogStore
 def main(argv=None):
     settings = settings_from_cli("catalog_worker", "Stock Bazaar catalog worker: stock lookups and trades.", argv)
     setup_logging(SERVICE, settings.log_level)
-    store = CatalogStore(settings.data_dir)
+    store = CatalogStore(settings.data_dir, settings.idempotency_window, settings.idempotency_keys,
+                         settings.journal_segment_trades)
     service = CatalogService(store, settings)
     try:
         serve_until_signalled(RpcServer(settings, SERVICE, service.handlers, settings.catalog_threads))

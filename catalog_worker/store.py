@@ -1,15 +1,20 @@
-"""The stock catalog: an in-memory table, a CSV snapshot and a journal of applied trades."""
+"""The stock catalog: an in-memory table, a CSV snapshot and a journal of applied trades in segments."""
+import itertools
 import logging
+import sys
 import threading
 from typing import NamedTuple
 
 from broker import RpcError
-from broker.storage import AppendLog, read_table, replace_atomically
+from broker.storage import AppendLog, iter_rows, read_table, replace_atomically
+from broker.window import KeyWindow
 
 log = logging.getLogger(__name__)
 
-STOCK_COLUMNS = ("name", "price", "quantity", "trading_volume")
+# Every row of the snapshot carries the journal sequence number it includes (the same on each row).
+STOCK_COLUMNS = ("name", "price", "quantity", "trading_volume", "journal_seq")
 JOURNAL_COLUMNS = ("seq", "trade_id", "name", "type", "quantity", "quantity_after", "volume_after")
+JOURNAL_SEGMENT = "catalog_journal-{:012d}.csv"  # named after the first sequence number it may hold
 DEFAULT_PRICES = {
     "GameStart": 15.99, "FishCo": 11.50, "BoarCo": 22.75, "MenhirCo": 8.40, "AsterixCorp": 31.20,
     "ObelixInc": 27.05, "DogmatixLtd": 5.60, "Getafix": 44.10, "Vitalstatix": 19.95, "Cacofonix": 3.25,
@@ -19,7 +24,7 @@ SNAPSHOT_INTERVAL = 1.0
 
 
 class Stock(NamedTuple):
-    """A stock; ``seq`` is the last trade that changed it (0: none since the snapshot), not stored."""
+    """A stock as of trade ``seq`` (its last trade, or the snapshot's when it had none since)."""
     name: str
     price: float
     quantity: int
@@ -36,35 +41,48 @@ class Trade(NamedTuple):
     quantity: int
 
 
-class CatalogStore:
-    """Lookups and atomic trades over the catalog, deduplicated by trade id.
+def journal_segments(data_dir):
+    """The journal's segment files, oldest first."""
+    return sorted(data_dir.glob(JOURNAL_SEGMENT.replace("{:012d}", "*")))
 
-    A trade is durable once its journal line is fsynced; the CSV snapshot is then replaced
-    atomically by a background thread, at most once a second and at close, which keeps the
-    rewrite off the trade's path. Records are immutable and replaced only after the
-    journal write, so lookups read committed state without waiting for a writer's fsync;
-    trades serialize on one lock.
+
+class CatalogStore:
+    """Lookups and atomic trades over the catalog, deduplicated by trade id within a window.
+
+    A trade is durable once its journal line is fsynced. A background thread then checkpoints,
+    at most once a second and at close: it writes the snapshot (stocks plus the sequence number
+    they include) atomically, starts a new journal segment once the current one holds
+    ``segment_trades`` trades, and deletes segments that are both in the snapshot and older than
+    the idempotency window. Start-up reads the snapshot and the remaining segments, applying only
+    the lines after the snapshot; each step leaves files a restart can read, whenever it is killed.
+    Records are immutable and replaced only after the journal write, so lookups read committed
+    state without waiting for a writer's fsync; trades serialize on one lock.
     """
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, window_seconds=24 * 3600, window_keys=500_000, segment_trades=100_000):
         data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir, self.window_keys, self.segment_trades = data_dir, window_keys, segment_trades
         self.csv_path = data_dir / "stock_db.csv"
         if not self.csv_path.exists():
             log.info("creating %s with the default stocks", self.csv_path)
             replace_atomically(self.csv_path, STOCK_COLUMNS,
-                               [(n, p, DEFAULT_QUANTITY, 0) for n, p in DEFAULT_PRICES.items()])
-        self._stocks = {row[0]: Stock(row[0], float(row[1]), int(row[2]), int(row[3]))
-                        for row in read_table(self.csv_path, STOCK_COLUMNS)}
-        self._journal, rows = AppendLog.open(data_dir / "catalog_journal.csv", JOURNAL_COLUMNS)
-        self._trades, self._applied = {}, []
-        for row in rows:
-            self._replay(*row)
+                               [(n, p, DEFAULT_QUANTITY, 0, 0) for n, p in DEFAULT_PRICES.items()])
+        rows = read_table(self.csv_path, STOCK_COLUMNS)
+        self._seq = snapshot_seq = max((int(row[4]) for row in rows), default=0)
+        # Each stock is as of the snapshot's sequence number, which is all a reader needs to order it.
+        self._stocks = {row[0]: Stock(row[0], float(row[1]), int(row[2]), int(row[3]), snapshot_seq)
+                        for row in rows}
+        self._window = KeyWindow(window_seconds, window_keys)
+        segments = journal_segments(data_dir) or [data_dir / JOURNAL_SEGMENT.format(self._seq + 1)]
+        self._journal = AppendLog.open(segments[-1], JOURNAL_COLUMNS)
+        for path in segments:
+            self._segment_trades = self._replay(iter_rows(path, JOURNAL_COLUMNS), snapshot_seq)
         self._lock = threading.Lock()
-        self._write_snapshot()
         self._dirty = threading.Event()
+        self._dirty.set()  # fold what was replayed into the snapshot
         self._closing = threading.Event()
-        self._snapshots = threading.Thread(target=self._write_snapshots, name="snapshot", daemon=True)
-        self._snapshots.start()
+        self._checkpoints = threading.Thread(target=self._checkpoint_when_dirty, name="checkpoint", daemon=True)
+        self._checkpoints.start()
 
     def lookup(self, name):
         """The stock called ``name``; raise a 404 RpcError if there is none."""
@@ -76,56 +94,83 @@ class CatalogStore:
     def trade(self, trade_id, name, order_type, quantity):
         """Apply a buy or sell once per trade id; a repeated id returns the original Trade."""
         with self._lock:
-            if trade_id in self._trades:
-                return self._trades[trade_id]
+            known = self._window.get(trade_id)
+            if known is not None:
+                return known
             stock = self.lookup(name)
             change = -quantity if order_type == "buy" else quantity
             if stock.quantity + change < 0:
                 raise RpcError(409, f"insufficient quantity of {name}: {stock.quantity} available")
-            trade = Trade(len(self._applied) + 1, trade_id, name, order_type, quantity)
+            trade = Trade(self._seq + 1, trade_id, stock.name, sys.intern(order_type), quantity)
             after = stock._replace(quantity=stock.quantity + change,
                                    trading_volume=stock.trading_volume + quantity, seq=trade.seq)
-            # The journal line is the commit point; the CSV snapshot follows it.
+            # The journal line is the commit point (a full disk raises 507 here, changing nothing).
             self._journal.append((*trade, after.quantity, after.trading_volume))
+            self._seq, self._segment_trades = trade.seq, self._segment_trades + 1
             self._stocks[name] = after
-            self._remember(trade)
+            self._window.add(trade_id, trade)
             self._dirty.set()
             return trade
 
     def trades_after(self, seq):
-        """Applied trades with a sequence number above ``seq``, oldest first."""
-        return self._applied[seq:]
+        """Applied trades still in the window with a sequence number above ``seq``, oldest first."""
+        with self._lock:
+            newer = list(itertools.takewhile(lambda trade: trade.seq > seq, self._window.newest()))
+        return newer[::-1]
+
+    def checkpoint(self):
+        """Write the snapshot, rotate the journal if its segment is full, delete segments no longer needed."""
+        with self._lock:
+            stocks, seq = list(self._stocks.values()), self._seq
+            if self._segment_trades >= self.segment_trades:
+                # The new segment exists before any trade goes to it; older ones stay until folded.
+                journal = AppendLog.open(self.data_dir / JOURNAL_SEGMENT.format(seq + 1), JOURNAL_COLUMNS)
+                self._journal.close()
+                self._journal, self._segment_trades = journal, 0
+        replace_atomically(self.csv_path, STOCK_COLUMNS, [(*stock[:4], seq) for stock in stocks])
+        segments = journal_segments(self.data_dir)
+        for path, following in zip(segments, segments[1:]):
+            last_seq = int(following.stem.rpartition("-")[2]) - 1
+            if last_seq > min(seq, self._seq - self.window_keys):
+                break
+            path.unlink()
 
     def close(self):
-        """Stop the snapshot thread, write the final snapshot and close the journal."""
-        with self._lock:
-            self._closing.set()
-            self._dirty.set()
-            self._snapshots.join()
-            self._write_snapshot()
-            self._journal.close()
+        """Stop the checkpoint thread, write the final checkpoint and close the journal."""
+        self._closing.set()
+        self._dirty.set()
+        self._checkpoints.join()
+        try:
+            self.checkpoint()
+        except RpcError:
+            log.warning("final snapshot not written (disk full); the journal holds every trade")
+        self._journal.close()
 
-    def _replay(self, seq, trade_id, name, order_type, quantity, quantity_after, volume_after):
-        # Journal lines hold absolute values, so replaying over a newer snapshot is harmless.
-        self._stocks[name] = self._stocks[name]._replace(
-            quantity=int(quantity_after), trading_volume=int(volume_after), seq=int(seq))
-        self._remember(Trade(int(seq), trade_id, name, order_type, int(quantity)))
+    def _replay(self, rows, snapshot_seq):
+        """Apply journal lines newer than the snapshot and remember their trade ids; return how many lines."""
+        lines = 0
+        for seq, trade_id, name, order_type, quantity, quantity_after, volume_after in rows:
+            stock = self._stocks[name]
+            trade = Trade(int(seq), trade_id, stock.name, sys.intern(order_type), int(quantity))
+            if trade.seq > snapshot_seq:
+                # Journal lines hold absolute values, so the last one of a stock is its state.
+                self._stocks[name] = stock._replace(quantity=int(quantity_after), trading_volume=int(volume_after),
+                                                    seq=trade.seq)
+                self._seq = trade.seq
+            self._window.add(trade_id, trade)
+            lines += 1
+        return lines
 
-    def _remember(self, trade):
-        self._trades[trade.trade_id] = trade
-        self._applied.append(trade)
-
-    def _write_snapshots(self):
+    def _checkpoint_when_dirty(self):
         while True:
             self._dirty.wait()
             self._dirty.clear()
             if self._closing.is_set():
                 return
-            self._write_snapshot()
-            # At most one rewrite a second: its fsyncs would otherwise queue up behind, and
+            try:
+                self.checkpoint()
+            except RpcError:
+                self._dirty.set()  # the disk is full (logged once by storage): try again later
+            # At most one checkpoint a second: its fsyncs would otherwise queue up behind, and
             # delay, the journal fsyncs of the trades that follow.
             self._closing.wait(SNAPSHOT_INTERVAL)
-
-    def _write_snapshot(self):
-        replace_atomically(self.csv_path, STOCK_COLUMNS,
-                           [stock[:len(STOCK_COLUMNS)] for stock in self._stocks.values()])

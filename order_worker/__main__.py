@@ -16,7 +16,7 @@ def main(argv=None):
     setup_logging(f"{SERVICE}-{settings.replica_id}", settings.log_level)
     catalog = RpcClient(settings, SERVICE)
     # Half the frontend's timeout, so the frontend hears about a slow catalog before it gives up.
-    orders = OrderLog(settings.data_dir)
+    orders = OrderLog(settings.data_dir, settings.idempotency_window, settings.idempotency_keys)
     replicated = ReplicatedLog(settings, orders)
     service = OrderService(replicated, catalog, settings.rpc_timeout / 2)
     stopping = threading.Event()

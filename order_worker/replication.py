@@ -67,6 +67,9 @@ class ReplicatedLog:
     def seq_floor(self):
         return self.orders.seq_floor
 
+    def require_space(self):
+        self.orders.require_space()
+
     @property
     def leading(self):
         return self._leading

@@ -34,12 +34,13 @@ class OrderService:
         return {"transaction_number": order.number, "catalog_seq": order.catalog_seq}
 
     def _execute(self, args):
+        self.orders.require_space()  # refuse before the catalog applies what could not be logged
         try:
             t = self.catalog.call("catalog", "trade", args, timeout=self.catalog_timeout)
             return self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"])
         except RpcError as exc:
-            if exc.code in (503, 504):
-                self.uncertain.set()  # the catalog may have applied it: reconcile soon
+            if exc.code in (503, 504, 507):
+                self.uncertain.set()  # the catalog may have applied it without a number: reconcile soon
             raise
 
     def query(self, args):

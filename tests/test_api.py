@@ -1,4 +1,6 @@
 """End to end over HTTP through all three services: every row of the API table."""
+import time
+
 import pytest
 
 BUY = {"name": "GameStart", "quantity": 1, "type": "buy"}
@@ -116,7 +118,11 @@ def test_unknown_path_or_method(api, method, path, status):
 def test_request_id_is_honoured_and_reaches_the_workers(api, stack):
     _, _, headers = api.get("/stocks/FishCo", headers={"X-Request-ID": "trace-me-42"})
     assert headers["X-Request-ID"] == "trace-me-42"
-    assert "rid=trace-me-42" in (stack.log_dir / "catalog.log").read_text()
+    # The worker logs a request after replying to it, so the line may come a moment later.
+    deadline = time.monotonic() + 5
+    while "rid=trace-me-42" not in (stack.log_dir / "catalog.log").read_text():
+        assert time.monotonic() < deadline, "the request id never reached the catalog's log"
+        time.sleep(0.05)
     assert len(api.get("/stocks/FishCo")[2]["X-Request-ID"]) == 32
 
 

@@ -43,3 +43,39 @@ def test_append_takes_only_the_next_number(tmp_path):
     with pytest.raises(ValueError):
         log.append(Order(2, "FishCo", "buy", 1, "t2", 2))
     assert log.next_number == 1
+
+
+def test_orders_are_read_back_from_disk_after_a_restart(tmp_path):
+    log = OrderLog(tmp_path)
+    for n in range(2000):
+        log.record(f"trade-{n}", "FishCo", "buy" if n % 3 else "sell", n % 7 + 1, n + 1)
+    log.close()
+    again = OrderLog(tmp_path)
+    assert again.next_number == 2000 and again.seq_floor == 2000
+    assert again.get(1234) == Order(1234, "FishCo", "buy", 3, "trade-1234", 1235)
+    assert again.get(0).type == "sell" and again.get(2000) is None
+    assert again.append(Order(2000, "BoarCo", "sell", 1, "a,quoted \"id\"", 2001)) is None
+    assert again.get(2000).trade_id == "a,quoted \"id\""
+
+
+def test_keys_beyond_the_window_are_forgotten(tmp_path):
+    log = OrderLog(tmp_path, window_keys=10)
+    for n in range(30):
+        log.record(f"t{n}", "FishCo", "buy", 1, n + 1)
+    assert log.find("t19") is None and log.find("t20").number == 20
+    log.close()
+    again = OrderLog(tmp_path, window_keys=10)  # reads only the tail
+    assert again.find("t19") is None and again.find("t29").number == 29
+    assert again.seq_floor == 30
+    assert again.record("t29", "FishCo", "buy", 1, 30).number == 29
+
+
+def test_seq_floor_after_a_restart_waits_for_a_gap_in_the_tail(tmp_path):
+    log = OrderLog(tmp_path, window_keys=3)
+    for n, seq in enumerate([1, 2, 3, 4, 6, 7]):
+        log.record(f"t{n}", "FishCo", "buy", 1, seq)
+    log.close()
+    again = OrderLog(tmp_path, window_keys=3)
+    assert again.seq_floor == 4
+    again.record("late", "FishCo", "buy", 1, 5)
+    assert again.seq_floor == 7

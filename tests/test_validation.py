@@ -16,6 +16,7 @@ def test_a_good_trade_parses():
     ("quantity", None), ("quantity", 0), ("quantity", 10**9 + 1), ("quantity", -1),
     ("quantity", 2.0), ("quantity", True),
     ("quantity", "2"), ("type", "BUY"), ("type", None), ("trade_id", ""), ("trade_id", 3),
+    ("trade_id", "two\nlines"),
 ])
 def test_a_bad_field_is_a_400_naming_it(field, value):
     with pytest.raises(RpcError) as error:

@@ -1,0 +1,189 @@
+"""Long-run figures: ``python -m bench.longevity [--trades N] [--soak [--soak-trades N]]``.
+
+Writes the files ``--trades`` trades leave behind, in the services' own formats (the order log
+in full; the catalog's snapshot and the journal segments its checkpoints keep), starts the real
+workers on them and reports each one's time to first answer and memory, and the latency of
+``GET /orders/<n>`` against a one-order log. ``--soak`` then pushes real trades through a
+fresh stack with wrk and reports the workers' memory before and after.
+"""
+import argparse
+import csv
+import dataclasses
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench.loads import wrk
+from bench.stack import ROOT, NativeStack, free_port
+from broker import RpcClient, RpcError, Settings
+from catalog_worker.store import DEFAULT_PRICES, JOURNAL_COLUMNS, JOURNAL_SEGMENT, STOCK_COLUMNS
+from client.session import Session
+from order_worker.store import COLUMNS as ORDER_COLUMNS
+
+NAMES = list(DEFAULT_PRICES)
+
+
+def trade(n):
+    """Trade number ``n`` (from 0): 1 share of each stock in turn, bought then sold, so quantities stay put."""
+    name, order_type = NAMES[(n // 2) % len(NAMES)], ("buy", "sell")[n % 2]
+    return name, order_type, f"{n:032x}"
+
+
+def write_files(data_dir, trades, settings):
+    """The order log and catalog files after ``trades`` trades, as the services leave them."""
+    with open(data_dir / "order_log.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(ORDER_COLUMNS)
+        writer.writerows((n, *trade(n)[:2], 1, trade(n)[2], n + 1) for n in range(trades))
+    # Checkpoints keep the segments that hold the window's trades, and the snapshot is a segment behind.
+    segment = settings.journal_segment_trades
+    first = max(0, (trades - settings.idempotency_keys) // segment * segment)
+    snapshot_seq = max(first, trades - segment)
+    with open(data_dir / "stock_db.csv", "w", newline="") as f:
+        csv.writer(f).writerows([STOCK_COLUMNS, *[(name, price, 100, snapshot_seq // len(NAMES), snapshot_seq)
+                                                  for name, price in DEFAULT_PRICES.items()]])
+    for start in range(first, max(trades, 1), segment):
+        with open(data_dir / JOURNAL_SEGMENT.format(start + 1), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(JOURNAL_COLUMNS)
+            writer.writerows(journal_row(n) for n in range(start, min(start + segment, trades)))
+
+
+def journal_row(n):
+    name, order_type, trade_id = trade(n)
+    return n + 1, trade_id, name, order_type, 1, 99 if order_type == "buy" else 100, (n + 1) // len(NAMES)
+
+
+def memory_mb(pid):
+    """Resident and peak resident memory of a process, in MB."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {key: int(status[field].split()[0]) / 1024 for key, field in (("rss_mb", "VmRSS"), ("peak_mb", "VmHWM"))}
+
+
+def start(module, env, log_dir):
+    with open(log_dir / f"{module}.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+def seconds_to_answer(rpc, process, service, method, args, timeout=120):
+    """Seconds from now until ``service`` answers ``method`` (any reply, error or not)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        assert process.poll() is None, f"{service} exited with {process.returncode}"
+        try:
+            rpc.call(service, method, args, timeout=0.5)
+            return time.monotonic() - started
+        except RpcError as exc:
+            if exc.code < 500:
+                return time.monotonic() - started
+    raise TimeoutError(f"{service} did not answer within {timeout} s")
+
+
+def wait_for_http(url, process, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the frontend exited"
+        try:
+            if Session(url, timeout=1).get("/orders/0")[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError("the frontend did not answer")
+
+
+def lookup_ms(url, numbers, repeats):
+    """Median milliseconds of ``GET /orders/<n>`` for each n."""
+    session, figures = Session(url), {}
+    for number in numbers:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            status = session.get(f"/orders/{number}")[0]
+            times.append((time.perf_counter() - started) * 1000)
+            assert status == 200, (number, status)
+        figures[number] = statistics.median(times)
+    session.close()
+    return figures
+
+
+def measure(trades, settings, repeats):
+    """Start the workers on the files of ``trades`` trades; return their start-up, memory and lookup figures."""
+    with tempfile.TemporaryDirectory(prefix="bazaar-longevity-") as tmp:
+        data_dir, log_dir = Path(tmp) / "data", Path(tmp)
+        data_dir.mkdir()
+        started = time.monotonic()
+        write_files(data_dir, trades, settings)
+        written = time.monotonic() - started
+        port = free_port()
+        env = {**os.environ, "BAZAAR_NAMESPACE": settings.namespace, "DATA_DIR": str(data_dir),
+               "FRONTEND_PORT": str(port), "LOG_LEVEL": "WARNING"}
+        rpc, processes, figures = RpcClient(settings, "longevity"), {}, {"trades": trades, "write_s": written}
+        try:
+            for service, module, method, args in (("catalog", "catalog_worker", "lookup", {"name": "GameStart"}),
+                                                  ("order", "order_worker", "query", {"number": 0})):
+                processes[service] = start(module, env, log_dir)
+                figures[f"{service}_start_s"] = seconds_to_answer(rpc, processes[service], service, method, args)
+            processes["frontend"] = start("frontend", env, log_dir)
+            url = f"http://127.0.0.1:{port}"
+            wait_for_http(url, processes["frontend"])
+            numbers = sorted({0, trades // 2, trades - 1})
+            figures["get_order_ms"] = lookup_ms(url, numbers, repeats)
+            for service in ("catalog", "order"):
+                figures.update({f"{service}_{key}": value for key, value in memory_mb(processes[service].pid).items()})
+        finally:
+            for process in processes.values():
+                process.terminate()
+                process.wait(timeout=15)
+            rpc.close()
+    return figures
+
+
+def soak(trades, settings):
+    """Push ``trades`` real trades through a fresh stack with wrk; the workers' memory before and after."""
+    stack = NativeStack({"BAZAAR_NAMESPACE": settings.namespace})
+    with stack as url:
+        catalog, order = stack.processes[0].pid, stack.processes[1].pid
+        before = {"catalog": memory_mb(catalog), "order": memory_mb(order)}
+        done, started = 0, time.monotonic()
+        while done < trades:
+            result = wrk(url, "trade", 8, 10)["trade"]
+            done += result["count"]
+            assert not result["errors"], result["errors"]
+        after = {"catalog": memory_mb(catalog), "order": memory_mb(order)}
+        orders = Session(url).get(f"/orders/{done - 1}")[0]
+    return {"trades": done, "seconds": time.monotonic() - started, "before": before, "after": after,
+            "last_order_status": orders}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.longevity", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trades", type=int, default=5_000_000, help="trades' worth of files (default 5,000,000)")
+    parser.add_argument("--repeats", type=int, default=200, help="GET /orders/<n> requests per n (default 200)")
+    parser.add_argument("--soak", action="store_true", help="also push real trades through a fresh stack")
+    parser.add_argument("--soak-trades", type=int, default=100_000, help="trades of the soak (default 100,000)")
+    args = parser.parse_args(argv)
+    settings = dataclasses.replace(Settings.from_env(), namespace=f"bench-{uuid.uuid4().hex[:8]}")
+    empty, full = measure(1, settings, args.repeats), measure(args.trades, settings, args.repeats)
+    print(f"files of {args.trades:,} trades written in {full['write_s']:.1f} s")
+    print("| worker | start to first answer s | RSS MB | peak RSS MB | (one-order log: s, MB) |\n|---|--:|--:|--:|--:|")
+    for service in ("catalog", "order"):
+        print(f"| {service} | {full[f'{service}_start_s']:.2f} | {full[f'{service}_rss_mb']:.0f} | "
+              f"{full[f'{service}_peak_mb']:.0f} | {empty[f'{service}_start_s']:.2f}, {empty[f'{service}_rss_mb']:.0f} |")
+    base = empty["get_order_ms"][0]
+    for number, ms in full["get_order_ms"].items():
+        print(f"GET /orders/{number}: p50 {ms:.2f} ms ({ms / base:.2f}x the one-order log's {base:.2f} ms)")
+    if args.soak:
+        result = soak(args.soak_trades, settings)
+        print(f"soak: {result['trades']:,} trades in {result['seconds']:.0f} s; "
+              + "; ".join(f"{service} RSS {result['before'][service]['rss_mb']:.0f} -> "
+                          f"{result['after'][service]['rss_mb']:.0f} MB" for service in ("catalog", "order")))
+
+
+if __name__ == "__main__":
+    main()
