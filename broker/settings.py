@@ -19,6 +19,8 @@ class Settings:
     catalog_threads: int = 4
     order_threads: int = 8
     max_body_bytes: int = 64 * 1024
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
 
     @classmethod
     def from_env(cls, environ=os.environ):
@@ -45,6 +47,8 @@ class Settings:
             catalog_threads=env("CATALOG_THREADS", defaults.catalog_threads),
             order_threads=env("ORDER_THREADS", defaults.order_threads),
             max_body_bytes=env("MAX_BODY_BYTES", defaults.max_body_bytes),
+            metrics_host=env("METRICS_HOST", defaults.metrics_host),
+            metrics_port=env("METRICS_PORT", defaults.metrics_port),
         )
 
     def queue(self, service):
@@ -65,7 +69,9 @@ ENVIRONMENT_HELP = """environment variables:
   LOG_LEVEL         DEBUG, INFO, WARNING... (default INFO)
   FRONTEND_HOST, FRONTEND_PORT, FRONTEND_THREADS   HTTP server (default 127.0.0.1, 8000, 16)
   CATALOG_THREADS, ORDER_THREADS                    worker threads (default 4, 8)
-  MAX_BODY_BYTES    largest accepted request body (default 65536)"""
+  MAX_BODY_BYTES    largest accepted request body (default 65536)
+  METRICS_HOST, METRICS_PORT   a worker's Prometheus metrics (default 127.0.0.1, 0 = none);
+                    the frontend serves them on /metrics instead"""
 
 
 def settings_from_cli(package, description, argv=None):

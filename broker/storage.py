@@ -5,6 +5,8 @@ import io
 import logging
 import os
 
+from broker.metrics import FSYNC_DURATION
+
 log = logging.getLogger(__name__)
 
 
@@ -59,7 +61,8 @@ class AppendLog:
         csv.writer(line).writerow(row)
         self._file.write(line.getvalue())
         self._file.flush()
-        os.fdatasync(self._file.fileno())
+        with FSYNC_DURATION.time():
+            os.fdatasync(self._file.fileno())
 
     def close(self):
         self._file.close()

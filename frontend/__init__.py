@@ -9,7 +9,8 @@ from werkzeug.exceptions import HTTPException
 
 from broker import RpcClient, Settings
 from broker.logs import request_id
-from frontend import routes
+from broker.metrics import HTTP_DURATION, HTTP_REQUESTS
+from frontend import health, routes
 
 log = logging.getLogger(__name__)
 REQUEST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
@@ -25,6 +26,7 @@ def create_app(settings=None, rpc=None):
     app.json.sort_keys = False
     app.extensions["rpc"] = rpc or RpcClient(settings, "frontend")
     app.register_blueprint(routes.bp)
+    app.register_blueprint(health.bp)
     app.before_request(_start_request)
     app.after_request(_finish_request)
     app.register_error_handler(HTTPException, _http_error)
@@ -42,8 +44,12 @@ def _start_request():
 
 def _finish_request(response):
     response.headers["X-Request-ID"] = g.get("request_id", "-")
-    elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    log.info("%s %s %d %.2fms", request.method, request.path, response.status_code, elapsed)
+    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+    # The URL rule, not the path: unknown paths must not make a new time series each.
+    route = request.url_rule.rule if request.url_rule else "unmatched"
+    HTTP_REQUESTS.labels(route, request.method, response.status_code).inc()
+    HTTP_DURATION.labels(route, request.method).observe(elapsed)
+    log.info("%s %s %d %.2fms", request.method, request.path, response.status_code, elapsed * 1000)
     return response
 
 

@@ -118,12 +118,15 @@ class Stack:
                     "DATA_DIR": str(settings.data_dir), "FRONTEND_PORT": str(port),
                     "RPC_TIMEOUT": str(settings.rpc_timeout), "LOG_LEVEL": "INFO"}
         self.processes = {}
+        # Each worker serves its metrics on a port of its own; the frontend on /metrics.
+        self.metrics_ports = {"catalog": free_port(), "order": free_port()}
 
     def start(self, *names):
         for name in names or SERVICES:
             log = open(self.log_dir / f"{name}.log", "ab")
+            env = {**self.env, "METRICS_PORT": str(self.metrics_ports.get(name, 0))}
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", SERVICES[name]], cwd=ROOT, env=self.env, stdout=log, stderr=log)
+                [sys.executable, "-m", SERVICES[name]], cwd=ROOT, env=env, stdout=log, stderr=log)
         self.wait_ready(names or SERVICES)
 
     def stop(self, *names, sig=signal.SIGTERM):

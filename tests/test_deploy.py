@@ -91,9 +91,20 @@ def test_procfile_runs_the_three_services():
     lines = (ROOT / "Procfile").read_text().splitlines()
     entries = dict(line.split(":", 1) for line in lines if line.strip())
     assert {name: cmd.strip() for name, cmd in entries.items()} == {
-        # exec, so honcho signals and reports the service itself rather than a shell around it
-        name: f"exec python -m {package}" for name, package in APP_SERVICES.items()
+        # exec, so honcho signals and reports the service itself rather than a shell around it;
+        # the workers share one machine, so each serves its metrics on a port of its own.
+        "catalog": "METRICS_PORT=9101 exec python -m catalog_worker",
+        "order": "METRICS_PORT=9102 exec python -m order_worker",
+        "frontend": "exec python -m frontend",
     }
+
+
+@pytest.mark.parametrize("service, probe", [
+    ("catalog", ":9100/metrics"), ("order", ":9100/metrics"), ("frontend", ":8000/healthz")])
+def test_app_service_has_a_healthcheck(services, service, probe):
+    check = services[service]["healthcheck"]
+    assert probe in " ".join(check["test"])
+    assert {"interval", "timeout", "retries", "start_period"} <= check.keys()
 
 
 def test_ci_script_is_executable_bash():
