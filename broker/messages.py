@@ -2,6 +2,7 @@
 import contextvars
 import json
 import time
+from typing import NamedTuple
 
 import pika
 
@@ -21,6 +22,14 @@ class RpcError(Exception):
 
     def envelope(self):
         return {"error": {"code": self.code, "message": self.message}}
+
+
+class Publication(NamedTuple):
+    """A message to publish to an exchange, such as an event."""
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: pika.BasicProperties
 
 
 class BadMessage(Exception):

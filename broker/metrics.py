@@ -19,6 +19,10 @@ HTTP_REQUESTS = Counter("bazaar_http_requests_total", "HTTP requests answered, b
 HTTP_DURATION = Histogram("bazaar_http_request_duration_seconds", "Time to answer an HTTP request.",
                           ["route", "method"], buckets=LATENCY_BUCKETS)
 
+# The frontend's cache of stock lookups (frontend/cache.py).
+CACHE_HITS = Counter("bazaar_cache_hits_total", "Stock lookups answered from the frontend's cache.")
+CACHE_MISSES = Counter("bazaar_cache_misses_total", "Stock lookups the frontend's cache could not answer.")
+
 # Calls made by an RpcClient (broker/client.py): the frontend's and the order worker's.
 RPC_CALL_DURATION = Histogram("bazaar_rpc_call_duration_seconds",
                               "Time from publishing an RPC request to its reply or failure.",

@@ -3,10 +3,12 @@ import logging
 import signal
 import threading
 import time
+from typing import NamedTuple
 
 from pika.exceptions import AMQPError
 
 from broker.connection import connect, declare_queue
+from broker.events import declare_exchange
 from broker.logs import request_id
 from broker.messages import (
     BadMessage,
@@ -21,15 +23,25 @@ from broker.metrics import RPC_DEAD_LETTERED, RPC_HANDLED, RPC_HANDLING_DURATION
 log = logging.getLogger(__name__)
 
 
+class Reply(NamedTuple):
+    """A handler's reply ``data`` with the Publications (events) it causes.
+
+    They go out on the consumer's own channel just before the reply, so a caller that gets the
+    reply knows they are on their way.
+    """
+    data: object
+    publications: tuple = ()
+
+
 class RpcServer:
     """Consumes a service's queue and answers each request with the handler for its ``type``.
 
-    A handler takes the request's JSON object and returns the reply's ``data`` or raises
-    RpcError; every server also answers ``ping``, so callers can check that it consumes. Acks
-    go out only after the reply is published; a malformed request gets a 400 reply when it
-    can, and is dead-lettered either way. A request whose caller has stopped
-    waiting (it sat in this worker's prefetch while the worker was busy or frozen) is
-    dead-lettered unhandled, so a request that timed out is not executed later.
+    A handler takes the request's JSON object and returns the reply's ``data`` (or a Reply
+    with events to publish) or raises RpcError; every server also answers ``ping``, so callers
+    can check that it consumes. Acks go out only after the reply is published; a malformed
+    request gets a 400 reply when it can, and is dead-lettered either way. A request whose
+    caller has stopped waiting (it sat in this worker's prefetch while the worker was busy or
+    frozen) is dead-lettered unhandled, so a request that timed out is not executed later.
     """
 
     def __init__(self, settings, service, handlers, threads):
@@ -71,6 +83,7 @@ class RpcServer:
             try:
                 channel = connection.channel()
                 queue = declare_queue(channel, self.settings, self.service)
+                declare_exchange(channel, self.settings)
                 channel.basic_qos(prefetch_count=self.settings.prefetch)
                 channel.basic_consume(queue, self._on_message)
                 with self._lock:
@@ -108,13 +121,19 @@ class RpcServer:
         token = request_id.set(str(headers.get("request_id") or "-"))
         deadline.set(ends)
         started = time.perf_counter()
+        publications = ()
         try:
-            reply, status = {"data": self.handlers[method](args)}, 200
+            result = self.handlers[method](args)
+            if isinstance(result, Reply):
+                result, publications = result
+            reply, status = {"data": result}, 200
         except RpcError as exc:
             reply, status = exc.envelope(), exc.code
         except Exception:  # noqa: BLE001 - a bug in one request must not stop the worker
             log.exception("%s failed", method)
             reply, status = RpcError(500, f"internal error in {self.service}.{method}").envelope(), 500
+        for message in publications:
+            channel.basic_publish(*message)
         self._reply(channel, props, reply)
         channel.basic_ack(delivery.delivery_tag)
         elapsed = time.perf_counter() - started

@@ -21,6 +21,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
+    cache_size: int = 1000
 
     @classmethod
     def from_env(cls, environ=os.environ):
@@ -49,11 +50,17 @@ class Settings:
             max_body_bytes=env("MAX_BODY_BYTES", defaults.max_body_bytes),
             metrics_host=env("METRICS_HOST", defaults.metrics_host),
             metrics_port=env("METRICS_PORT", defaults.metrics_port),
+            cache_size=env("CACHE_SIZE", defaults.cache_size),
         )
 
     def queue(self, service):
         """Name of a service's request queue, e.g. ``bazaar.catalog``."""
         return f"{self.namespace}.{service}"
+
+    @property
+    def events_exchange(self):
+        """The topic exchange services publish events to, e.g. ``bazaar.events``."""
+        return f"{self.namespace}.events"
 
     @property
     def dead_letter_queue(self):
@@ -71,7 +78,8 @@ ENVIRONMENT_HELP = """environment variables:
   CATALOG_THREADS, ORDER_THREADS                    worker threads (default 4, 8)
   MAX_BODY_BYTES    largest accepted request body (default 65536)
   METRICS_HOST, METRICS_PORT   a worker's Prometheus metrics (default 127.0.0.1, 0 = none);
-                    the frontend serves them on /metrics instead"""
+                    the frontend serves them on /metrics instead
+  CACHE_SIZE        stock lookups the frontend caches, 0 = no cache (default 1000)"""
 
 
 def settings_from_cli(package, description, argv=None):

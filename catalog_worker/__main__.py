@@ -11,7 +11,7 @@ def main(argv=None):
     settings = settings_from_cli("catalog_worker", "Stock Bazaar catalog worker: stock lookups and trades.", argv)
     setup_logging(SERVICE, settings.log_level)
     store = CatalogStore(settings.data_dir)
-    service = CatalogService(store)
+    service = CatalogService(store, settings)
     try:
         serve_until_signalled(RpcServer(settings, SERVICE, service.handlers, settings.catalog_threads))
     finally:

@@ -1,26 +1,32 @@
 """The catalog's RPC methods."""
-from broker.orders import parse_int, parse_trade
+from broker import Reply, events
 from broker.messages import RpcError
+from broker.orders import parse_int, parse_trade
 
 SERVICE = "catalog"
 
 
 class CatalogService:
-    """Answers lookups and applies trades sent by the order worker."""
+    """Answers lookups and applies trades sent by the order worker, announcing each as an event."""
 
-    def __init__(self, store):
-        self.store = store
+    def __init__(self, store, settings):
+        self.store, self.settings = store, settings
         self.handlers = {"lookup": self.lookup, "trade": self.trade, "trades_after": self.trades_after}
 
     def lookup(self, args):
+        """The stock, with ``seq`` so a cache can order this answer against events."""
         name = args.get("name")
         if not isinstance(name, str):
             raise RpcError(400, "'name' must be a string")
         stock = self.store.lookup(name)
-        return {"name": stock.name, "price": stock.price, "quantity": stock.quantity}
+        return {"name": stock.name, "price": stock.price, "quantity": stock.quantity, "seq": stock.seq}
 
     def trade(self, args):
-        return self.store.trade(*parse_trade(args))._asdict()
+        trade = self.store.trade(*parse_trade(args))
+        # The stock as it is now: after this trade or a later one, with that trade's seq. A repeated
+        # trade id announces it again, which is harmless and covers an event lost with a reply.
+        stock = self.store.lookup(trade.name)._asdict()
+        return Reply(trade._asdict(), (events.stock_changed(self.settings, SERVICE, stock),))
 
     def trades_after(self, args):
         """Trades applied after sequence number ``seq``, so the order worker can log any it missed."""

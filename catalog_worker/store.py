@@ -19,10 +19,12 @@ SNAPSHOT_INTERVAL = 1.0
 
 
 class Stock(NamedTuple):
+    """A stock; ``seq`` is the last trade that changed it (0: none since the snapshot), not stored."""
     name: str
     price: float
     quantity: int
     trading_volume: int
+    seq: int = 0
 
 
 class Trade(NamedTuple):
@@ -80,9 +82,9 @@ class CatalogStore:
             change = -quantity if order_type == "buy" else quantity
             if stock.quantity + change < 0:
                 raise RpcError(409, f"insufficient quantity of {name}: {stock.quantity} available")
-            after = stock._replace(quantity=stock.quantity + change,
-                                   trading_volume=stock.trading_volume + quantity)
             trade = Trade(len(self._applied) + 1, trade_id, name, order_type, quantity)
+            after = stock._replace(quantity=stock.quantity + change,
+                                   trading_volume=stock.trading_volume + quantity, seq=trade.seq)
             # The journal line is the commit point; the CSV snapshot follows it.
             self._journal.append((*trade, after.quantity, after.trading_volume))
             self._stocks[name] = after
@@ -106,7 +108,7 @@ class CatalogStore:
     def _replay(self, seq, trade_id, name, order_type, quantity, quantity_after, volume_after):
         # Journal lines hold absolute values, so replaying over a newer snapshot is harmless.
         self._stocks[name] = self._stocks[name]._replace(
-            quantity=int(quantity_after), trading_volume=int(volume_after))
+            quantity=int(quantity_after), trading_volume=int(volume_after), seq=int(seq))
         self._remember(Trade(int(seq), trade_id, name, order_type, int(quantity)))
 
     def _remember(self, trade):
@@ -125,4 +127,5 @@ class CatalogStore:
             self._closing.wait(SNAPSHOT_INTERVAL)
 
     def _write_snapshot(self):
-        replace_atomically(self.csv_path, STOCK_COLUMNS, list(self._stocks.values()))
+        replace_atomically(self.csv_path, STOCK_COLUMNS,
+                           [stock[:len(STOCK_COLUMNS)] for stock in self._stocks.values()])

@@ -11,13 +11,17 @@ from broker import RpcClient, Settings
 from broker.logs import request_id
 from broker.metrics import HTTP_DURATION, HTTP_REQUESTS
 from frontend import health, routes
+from frontend.cache import LookupCache, watch
 
 log = logging.getLogger(__name__)
 REQUEST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
 def create_app(settings=None, rpc=None):
-    """Build the Flask app; ``rpc`` defaults to an RpcClient on the configured broker."""
+    """Build the Flask app; ``rpc`` defaults to an RpcClient on the configured broker.
+
+    Unless CACHE_SIZE is 0, lookups are cached and a Subscriber keeps the cache fresh; stop it
+    with ``app.extensions["events"].stop()``."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -25,6 +29,9 @@ def create_app(settings=None, rpc=None):
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.json.sort_keys = False
     app.extensions["rpc"] = rpc or RpcClient(settings, "frontend")
+    app.extensions["cache"] = cache = LookupCache(settings.cache_size)
+    if settings.cache_size:
+        app.extensions["events"] = watch(cache, settings)
     app.register_blueprint(routes.bp)
     app.register_blueprint(health.bp)
     app.before_request(_start_request)

@@ -20,6 +20,8 @@ def main(argv=None):
                        threads=settings.frontend_threads, ident="stock-bazaar")
     finally:
         app.extensions["rpc"].close()
+        if "events" in app.extensions:
+            app.extensions["events"].stop()
 
 
 if __name__ == "__main__":

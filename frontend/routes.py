@@ -1,4 +1,4 @@
-"""The HTTP API: each route checks the request and forwards it as one RPC."""
+"""The HTTP API: each route checks the request and forwards it as one RPC; lookups may hit the cache."""
 import re
 import uuid
 from importlib import resources
@@ -10,12 +10,20 @@ from broker import RpcError
 bp = Blueprint("api", __name__)
 OPENAPI = resources.files("frontend").joinpath("openapi.json")
 ORDER_NUMBER = re.compile(r"-?[0-9]+")
+HIT, MISS = {"X-Cache": "hit"}, {"X-Cache": "miss"}
 
 
 @bp.get("/stocks/<name>")
 @bp.get("/stock/<name>")
 def lookup(name):
-    return forward("catalog", "lookup", {"name": name})
+    cache = current_app.extensions["cache"]
+    stock = cache.get(name)
+    if stock is not None:
+        return {"data": stock}, HIT
+    epoch = cache.epoch  # before the call: a reset during it means the answer cannot be trusted
+    stock = current_app.extensions["rpc"].call("catalog", "lookup", {"name": name})
+    cache.fill(name, stock, stock.pop("seq"), epoch)
+    return {"data": stock}, MISS
 
 
 @bp.post("/orders")
@@ -33,7 +41,10 @@ def place_order():
     if len(trade_id) > 200:
         raise RpcError(400, "the Idempotency-Key header must be at most 200 characters")
     args = {key: body.get(key) for key in ("name", "quantity", "type")}
-    return forward("order", "trade", {**args, "trade_id": trade_id})
+    reply = current_app.extensions["rpc"].call("order", "trade", {**args, "trade_id": trade_id})
+    # Before answering, so this client never reads the pre-trade quantity here afterwards.
+    current_app.extensions["cache"].changed(args["name"], reply["catalog_seq"])
+    return {"data": {"transaction_number": reply["transaction_number"]}}
 
 
 @bp.get("/orders/<number>")

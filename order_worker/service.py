@@ -28,7 +28,8 @@ class OrderService:
         order = self.orders.find(trade_id) or self._execute(args)
         if (order.name, order.type, order.quantity) != (name, order_type, quantity):
             raise RpcError(422, "this Idempotency-Key was already used for a different order")
-        return {"transaction_number": order.number}
+        # catalog_seq lets the frontend's cache drop what this trade made stale.
+        return {"transaction_number": order.number, "catalog_seq": order.catalog_seq}
 
     def _execute(self, args):
         try:

@@ -63,6 +63,7 @@ def settings(amqp_url, tmp_path):
         channel = connection.channel()
         for queue in (settings.queue("catalog"), settings.queue("order"), settings.dead_letter_queue):
             channel.queue_delete(queue)
+        channel.exchange_delete(settings.events_exchange)
 
 
 class BrokerAdmin:
@@ -94,6 +95,18 @@ class BrokerAdmin:
             assert time.monotonic() < deadline, f"nothing arrived on {queue}"
             time.sleep(0.05)
         return message[1:]
+
+    def close_connections(self, name):
+        """Close from the broker's side every connection a service opened as ``name``; return how many."""
+        if not shutil.which("rabbitmqctl"):
+            pytest.skip("needs rabbitmqctl on the broker's host")
+        listing = subprocess.run(["rabbitmqctl", "list_connections", "-q", "--no-table-headers",
+                                  "client_properties", "pid"], capture_output=True, text=True, check=True)
+        tag = f'{{"connection_name","{self.settings.namespace}.{name}"}}'
+        pids = [line.rsplit("\t", 1)[1] for line in listing.stdout.splitlines() if tag in line]
+        for pid in pids:
+            subprocess.run(["rabbitmqctl", "close_connection", "-q", pid, "closed by a test"], check=True)
+        return len(pids)
 
     def close(self):
         if self.connection.is_open:  # a broker outage test may have closed it
@@ -169,6 +182,25 @@ def stack(settings, tmp_path):
     for name in list(stack.processes):
         stack.processes.pop(name).kill()
     stack.admin.close()
+
+
+@pytest.fixture
+def other_frontend(stack, tmp_path):
+    """The URL of a second frontend on the stack's namespace."""
+    (tmp_path / "other").mkdir()
+    other = Stack(stack.settings, free_port(), tmp_path / "other")
+    other.start("frontend")
+    yield other.url
+    other.kill()
+    other.admin.close()
+
+
+@pytest.fixture
+def other_api(other_frontend):
+    """A keep-alive JSON session on the second frontend."""
+    session = Session(other_frontend)
+    yield session
+    session.close()
 
 
 @pytest.fixture

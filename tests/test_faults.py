@@ -49,7 +49,7 @@ def test_catalog_applies_a_redelivered_trade_once(api, settings):
 
 def test_order_worker_logs_a_redelivered_trade_once(api, settings):
     replies = rpc_twice(settings, "order", "trade", {**BUY, "trade_id": "t-1"})
-    assert replies == [{"data": {"transaction_number": 0}}] * 2
+    assert replies == [{"data": {"transaction_number": 0, "catalog_seq": 1}}] * 2
     assert api.get("/orders/1")[0] == 404
     assert api.get("/stocks/GameStart")[1]["data"]["quantity"] == 98
     assert [row["trade_id"] for row in read_csv(settings, "order_log.csv")] == ["t-1"]

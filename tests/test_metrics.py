@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pika
@@ -47,6 +48,19 @@ def test_frontend_counts_requests_and_rpc_calls(stack, api):
     assert value(after, name, service="catalog", method="lookup") == \
         value(before, name, service="catalog", method="lookup") + 2
     assert value(after, "bazaar_rpc_calls_in_flight", service="catalog") == 0
+
+
+def test_frontend_counts_cache_hits_and_misses(stack, api):
+    deadline = time.monotonic() + 5
+    while api.get("/stocks/FishCo")[2]["X-Cache"] != "hit":  # the cache is on once events flow
+        assert time.monotonic() < deadline, "the frontend's cache never answered"
+    before = scrape(stack.url + "/metrics")
+    api.get("/stocks/FishCo")
+    api.get("/stocks/BoarCo")
+    after = scrape(stack.url + "/metrics")
+    hits, misses = (value(after, name) - value(before, name)
+                    for name in ("bazaar_cache_hits_total", "bazaar_cache_misses_total"))
+    assert (hits, misses) == (1, 1)
 
 
 def test_workers_count_handled_messages_and_fsyncs(stack, api):
