@@ -10,7 +10,8 @@ from werkzeug.exceptions import HTTPException
 from broker import RpcClient, Settings
 from broker.logs import request_id
 from broker.metrics import HTTP_DURATION, HTTP_REQUESTS
-from frontend import health, routes
+from frontend import health, page, routes
+from frontend.board import StockBoard
 from frontend.cache import LookupCache, watch
 
 log = logging.getLogger(__name__)
@@ -20,8 +21,8 @@ REQUEST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 def create_app(settings=None, rpc=None):
     """Build the Flask app; ``rpc`` defaults to an RpcClient on the configured broker.
 
-    Unless CACHE_SIZE is 0, lookups are cached and a Subscriber keeps the cache fresh; stop it
-    with ``app.extensions["events"].stop()``."""
+    A Subscriber keeps the stock board and the lookup cache (unless CACHE_SIZE is 0) fresh;
+    stop it with ``app.extensions["events"].stop()``."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -30,10 +31,11 @@ def create_app(settings=None, rpc=None):
     app.json.sort_keys = False
     app.extensions["rpc"] = rpc or RpcClient(settings, "frontend")
     app.extensions["cache"] = cache = LookupCache(settings.cache_size)
-    if settings.cache_size:
-        app.extensions["events"] = watch(cache, settings)
+    app.extensions["board"] = board = StockBoard()
+    app.extensions["events"] = watch(settings, board, cache)
     app.register_blueprint(routes.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(page.bp)
     app.before_request(_start_request)
     app.after_request(_finish_request)
     app.register_error_handler(HTTPException, _http_error)

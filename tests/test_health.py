@@ -30,3 +30,4 @@ def test_without_a_broker_healthz_passes_and_readyz_says_why(settings):
     message = response.json["error"]["message"]
     assert "catalog: message broker unavailable" in message and "order: message broker unavailable" in message
     app.extensions["rpc"].close()
+    app.extensions["events"].stop()
