@@ -1,6 +1,6 @@
 # One image for every Stock Bazaar service; compose picks the command per service:
 #   python -m catalog_worker | python -m order_worker | python -m frontend
-# The dependencies (pika, flask, waitress, tenacity) are pure-Python wheels,
+# The dependencies (pika, flask, waitress, tenacity, prometheus_client) are pure-Python wheels,
 # so no compiler or other build tools are ever installed into the image.
 FROM python:3.11-slim-bookworm
 
@@ -37,6 +37,7 @@ USER 10001:10001
 
 # No VOLUME here: the frontend shares this image and needs no state; compose
 # mounts the named volumes at /data for the two workers.
-EXPOSE 8000
+# 8000: the frontend's HTTP API; 9100: a worker's metrics when METRICS_PORT=9100 (compose).
+EXPOSE 8000 9100
 
 CMD ["python", "-m", "frontend"]

@@ -8,6 +8,7 @@ from pika.exceptions import AMQPError
 
 from broker.connection import connect
 from broker.messages import RpcError, deadline, encode, parse_reply, properties
+from broker.metrics import RPC_CALL_DURATION, RPC_CALLS_IN_FLIGHT
 
 log = logging.getLogger(__name__)
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
@@ -75,6 +76,11 @@ class RpcClient:
 
     def call(self, service, method, args, timeout=None):
         """Return the reply's ``data``; raise RpcError for an error reply, 503 or 504."""
+        with RPC_CALLS_IN_FLIGHT.labels(service).track_inprogress(), \
+                RPC_CALL_DURATION.labels(service, method).time():
+            return self._call(service, method, args, timeout)
+
+    def _call(self, service, method, args, timeout):
         timeout = timeout or self.settings.rpc_timeout
         # A call made while handling a request gets no more time than that request's caller has left.
         if deadline.get() is not None:

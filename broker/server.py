@@ -21,6 +21,7 @@ from broker.messages import (
     parse_request,
     properties,
 )
+from broker.metrics import RPC_DEAD_LETTERED, RPC_HANDLED, RPC_HANDLING_DURATION, serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,11 @@ class RpcServer:
     """Consumes a service's queue and answers each request with the handler for its ``type``.
 
     A handler takes the request's JSON object and returns the reply's ``data`` (or a Reply
-    with events to publish) or raises RpcError. Acks go out only after the reply is published; a malformed request gets a 400
-    reply when it can, and is dead-lettered either way. A request whose caller has stopped
-    waiting (it sat in this worker's prefetch while the worker was busy or frozen) is
-    dead-lettered unhandled, so a request that timed out is not executed later.
+    with events to publish) or raises RpcError; every server also answers ``ping``, so callers
+    can check that it consumes. Acks go out only after the reply is published; a malformed
+    request gets a 400 reply when it can, and is dead-lettered either way. A request whose
+    caller has stopped waiting (it sat in this worker's prefetch while the worker was busy or
+    frozen) is dead-lettered unhandled, so a request that timed out is not executed later.
 
     With ``single_active`` the queue delivers to one consumer at a time across every process
     serving it (RabbitMQ's single active consumer): this process subscribes once, calls
@@ -51,7 +53,8 @@ class RpcServer:
     """
 
     def __init__(self, settings, service, handlers, threads, single_active=False, on_subscribed=None):
-        self.settings, self.service, self.handlers = settings, service, handlers
+        self.settings, self.service = settings, service
+        self.handlers = {**handlers, "ping": self._ping}
         self.threads, self.single_active, self.on_subscribed = threads, single_active, on_subscribed
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=service) if single_active else None
         self._stopping = threading.Event()
@@ -81,6 +84,9 @@ class RpcServer:
             self._stopping.set()
             for connection, channel in self._consumers.values():
                 connection.add_callback_threadsafe(channel.stop_consuming)
+
+    def _ping(self, args):
+        return {"service": self.service}
 
     def _consume(self):
         while not self._stopping.is_set():
@@ -140,6 +146,7 @@ class RpcServer:
                         body[:200], props.app_id, exc)
             if props.reply_to:
                 self._reply(channel, props, RpcError(400, f"malformed request: {exc}").envelope())
+            RPC_DEAD_LETTERED.labels(self.service, "malformed").inc()
             self._on_channel(channel, channel.basic_reject, delivery.delivery_tag, False)
             return
         headers = props.headers or {}
@@ -147,6 +154,7 @@ class RpcServer:
         if ends is not None and time.time() > ends:
             log.warning("dead-lettering %s from %s: its caller stopped waiting %.2f s ago",
                         method, props.app_id, time.time() - ends)
+            RPC_DEAD_LETTERED.labels(self.service, "expired").inc()
             self._on_channel(channel, channel.basic_reject, delivery.delivery_tag, False)
             return
         token = request_id.set(str(headers.get("request_id") or "-"))
@@ -167,8 +175,10 @@ class RpcServer:
             self._on_channel(channel, channel.basic_publish, *message)
         self._reply(channel, props, reply)
         self._on_channel(channel, channel.basic_ack, delivery.delivery_tag)
-        log.info("%s from %s: %d in %.2fms", method, props.app_id, status,
-                 (time.perf_counter() - started) * 1000)
+        elapsed = time.perf_counter() - started
+        RPC_HANDLED.labels(self.service, method, status).inc()
+        RPC_HANDLING_DURATION.labels(self.service, method).observe(elapsed)
+        log.info("%s from %s: %d in %.2fms", method, props.app_id, status, elapsed * 1000)
         request_id.reset(token)
 
     def _reply(self, channel, request, reply):
@@ -178,7 +188,8 @@ class RpcServer:
 
 
 def serve_until_signalled(server):
-    """Run ``server`` in the foreground; SIGTERM or Ctrl-C stops it gracefully."""
+    """Run ``server`` in the foreground, with its metrics; SIGTERM or Ctrl-C stops it gracefully."""
+    serve_metrics(server.settings)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.stop())
     try:

@@ -21,6 +21,8 @@ class Settings:
     catalog_threads: int = 4
     order_threads: int = 8
     max_body_bytes: int = 64 * 1024
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
     cache_size: int = 1000
     queue_type: str = "classic"
     replica_id: int = 0
@@ -53,6 +55,8 @@ class Settings:
             catalog_threads=env("CATALOG_THREADS", defaults.catalog_threads),
             order_threads=env("ORDER_THREADS", defaults.order_threads),
             max_body_bytes=env("MAX_BODY_BYTES", defaults.max_body_bytes),
+            metrics_host=env("METRICS_HOST", defaults.metrics_host),
+            metrics_port=env("METRICS_PORT", defaults.metrics_port),
             cache_size=env("CACHE_SIZE", defaults.cache_size),
             queue_type=env("QUEUE_TYPE", defaults.queue_type),
             replica_id=env("REPLICA_ID", defaults.replica_id),
@@ -100,7 +104,9 @@ ENVIRONMENT_HELP = """environment variables:
   REPLICA_ID        which order worker replica this is, in its logs and connection names (default 0)
   IDEMPOTENCY_WINDOW, IDEMPOTENCY_KEYS   how long (s) and how many trade ids are
                     remembered for retries (default 86400, 500000)
-  JOURNAL_SEGMENT_TRADES  trades per catalog journal file before it rotates (default 100000)"""
+  JOURNAL_SEGMENT_TRADES  trades per catalog journal file before it rotates (default 100000)
+  METRICS_HOST, METRICS_PORT   a worker's Prometheus metrics (default 127.0.0.1, 0 = none);
+                    the frontend serves them on /metrics instead"""
 
 
 def settings_from_cli(package, description, argv=None):

@@ -15,6 +15,8 @@ from array import array
 
 from broker.messages import RpcError
 
+from broker.metrics import FSYNC_DURATION
+
 log = logging.getLogger(__name__)
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 DISK_FULL_MESSAGE = "insufficient storage: the server's disk is full, nothing was changed; retry later"
@@ -128,7 +130,7 @@ class AppendLog:
                 while written < len(data):
                     written += os.write(self._fd, data[written:])
                 if sync:
-                    os.fdatasync(self._fd)
+                    self._fdatasync()
             except OSError:
                 os.ftruncate(self._fd, start)
                 raise
@@ -138,6 +140,10 @@ class AppendLog:
     def sync(self):
         """Make every record written so far durable."""
         with full_disk_as_507(self.path):
+            self._fdatasync()
+
+    def _fdatasync(self):
+        with FSYNC_DURATION.time():
             os.fdatasync(self._fd)
 
     def read(self, offset, length):

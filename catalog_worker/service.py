@@ -11,7 +11,8 @@ class CatalogService:
 
     def __init__(self, store, settings):
         self.store, self.settings = store, settings
-        self.handlers = {"lookup": self.lookup, "trade": self.trade, "trades_after": self.trades_after}
+        self.handlers = {"lookup": self.lookup, "trade": self.trade, "trades_after": self.trades_after,
+                         "list": self.list}
 
     def lookup(self, args):
         """The stock, with ``seq`` so a cache can order this answer against events."""
@@ -27,6 +28,10 @@ class CatalogService:
         # trade id announces it again, which is harmless and covers an event lost with a reply.
         stock = self.store.lookup(trade.name)._asdict()
         return Reply(trade._asdict(), (events.stock_changed(self.settings, SERVICE, stock),))
+
+    def list(self, args):
+        """Every stock with its trading volume and ``seq``, for the frontend's stock board."""
+        return [stock._asdict() for stock in self.store.stocks()]
 
     def trades_after(self, args):
         """Trades applied after sequence number ``seq``, so the order worker can log any it missed."""

@@ -112,6 +112,10 @@ class CatalogStore:
             self._dirty.set()
             return trade
 
+    def stocks(self):
+        """Every stock, in catalog order."""
+        return list(self._stocks.values())
+
     def trades_after(self, seq):
         """Applied trades still in the window with a sequence number above ``seq``, oldest first."""
         with self._lock:

@@ -9,7 +9,9 @@ from werkzeug.exceptions import HTTPException
 
 from broker import RpcClient, Settings
 from broker.logs import request_id
-from frontend import routes
+from broker.metrics import HTTP_DURATION, HTTP_REQUESTS
+from frontend import health, page, routes
+from frontend.board import StockBoard
 from frontend.cache import LookupCache, watch
 
 log = logging.getLogger(__name__)
@@ -19,8 +21,8 @@ REQUEST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 def create_app(settings=None, rpc=None):
     """Build the Flask app; ``rpc`` defaults to an RpcClient on the configured broker.
 
-    Unless CACHE_SIZE is 0, lookups are cached and a Subscriber keeps the cache fresh; stop it
-    with ``app.extensions["events"].stop()``."""
+    A Subscriber keeps the stock board and the lookup cache (unless CACHE_SIZE is 0) fresh;
+    stop it with ``app.extensions["events"].stop()``."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -29,9 +31,11 @@ def create_app(settings=None, rpc=None):
     app.json.sort_keys = False
     app.extensions["rpc"] = rpc or RpcClient(settings, "frontend")
     app.extensions["cache"] = cache = LookupCache(settings.cache_size)
-    if settings.cache_size:
-        app.extensions["events"] = watch(cache, settings)
+    app.extensions["board"] = board = StockBoard()
+    app.extensions["events"] = watch(settings, board, cache)
     app.register_blueprint(routes.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(page.bp)
     app.before_request(_start_request)
     app.after_request(_finish_request)
     app.register_error_handler(HTTPException, _http_error)
@@ -49,8 +53,12 @@ def _start_request():
 
 def _finish_request(response):
     response.headers["X-Request-ID"] = g.get("request_id", "-")
-    elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    log.info("%s %s %d %.2fms", request.method, request.path, response.status_code, elapsed)
+    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+    # The URL rule, not the path: unknown paths must not make a new time series each.
+    route = request.url_rule.rule if request.url_rule else "unmatched"
+    HTTP_REQUESTS.labels(route, request.method, response.status_code).inc()
+    HTTP_DURATION.labels(route, request.method).observe(elapsed)
+    log.info("%s %s %d %.2fms", request.method, request.path, response.status_code, elapsed * 1000)
     return response
 
 

@@ -3,6 +3,7 @@ import threading
 from collections import OrderedDict
 
 from broker import events
+from broker.metrics import CACHE_HITS, CACHE_MISSES
 
 LOOKUP_FIELDS = ("name", "price", "quantity")
 
@@ -30,7 +31,9 @@ class LookupCache:
         with self._lock:
             entry = self._entries.get(name)
             if entry is None:
+                CACHE_MISSES.inc()
                 return None
+            CACHE_HITS.inc()
             self._entries.move_to_end(name)
             return entry[1]
 
@@ -78,8 +81,16 @@ class LookupCache:
             self.changed(name, seq, answer)
 
 
-def watch(cache, settings):
-    """A started Subscriber that keeps ``cache`` fresh, trusting it only while connected."""
-    return events.Subscriber(settings, "frontend-events", cache.on_event,
-                             on_connected=lambda: cache.reset(enabled=True),
-                             on_disconnected=lambda: cache.reset(enabled=False)).start()
+def watch(settings, *views):
+    """A started Subscriber that keeps each view (``on_event``, ``reset``) of the catalog fresh,
+    trusting it only while connected."""
+    def on_event(kind, event):
+        for view in views:
+            view.on_event(kind, event)
+
+    def reset(enabled):
+        for view in views:
+            view.reset(enabled)
+
+    return events.Subscriber(settings, "frontend-events", on_event,
+                             on_connected=lambda: reset(True), on_disconnected=lambda: reset(False)).start()

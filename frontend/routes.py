@@ -13,6 +13,20 @@ ORDER_NUMBER = re.compile(r"-?[0-9]+")
 HIT, MISS = {"X-Cache": "hit"}, {"X-Cache": "miss"}
 
 
+@bp.get("/stocks")
+def list_stocks():
+    """Every stock with its trading volume; 304 when the caller's If-None-Match is still current."""
+    board = current_app.extensions["board"]
+    listing = board.listing()
+    if listing is None:
+        epoch = board.epoch  # before the call, as for the lookup cache
+        listing = board.fill(current_app.extensions["rpc"].call("catalog", "list", {}), epoch)
+    etag, body = listing
+    response = current_app.response_class(body, mimetype="application/json")
+    response.set_etag(etag)
+    return response.make_conditional(request)
+
+
 @bp.get("/stocks/<name>")
 @bp.get("/stock/<name>")
 def lookup(name):

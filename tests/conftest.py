@@ -144,6 +144,8 @@ class Stack:
                     "DATA_DIR": str(settings.data_dir), "FRONTEND_PORT": str(port),
                     "RPC_TIMEOUT": str(settings.rpc_timeout), "QUEUE_TYPE": settings.queue_type, "LOG_LEVEL": "INFO"}
         self.processes = {}
+        # Each worker serves its metrics on a port of its own; the frontend on /metrics.
+        self.metrics_ports = {name: free_port() for name in self.services if name != "frontend"}
 
     def __enter__(self):
         """Start every service; leaving the block kills whatever still runs."""
@@ -159,8 +161,9 @@ class Stack:
         for name in names or self.services:
             module, env = self.services[name]
             log = open(self.log_dir / f"{name}.log", "ab")
+            env = {**self.env, **env, "METRICS_PORT": str(self.metrics_ports.get(name, 0))}
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", module], cwd=ROOT, env={**self.env, **env}, stdout=log, stderr=log)
+                [sys.executable, "-m", module], cwd=ROOT, env=env, stdout=log, stderr=log)
         self.wait_ready(names or self.services)
 
     def replica_dir(self, name):

@@ -17,6 +17,23 @@ def test_lookup_alias(api):
     assert api.get("/stock/FishCo")[1]["data"]["name"] == "FishCo"
 
 
+def test_list_stocks_with_their_trading_volume(api):
+    assert api.post("/orders", {**BUY, "quantity": 3})[0] == 200
+    status, body, headers = api.get("/stocks")
+    assert status == 200 and len(body["data"]) == 10
+    assert {"name": "GameStart", "price": 15.99, "quantity": 97, "trading_volume": 3} in body["data"]
+    assert api.request("GET", "/stocks", headers={"If-None-Match": headers["ETag"]})[0] == 304
+
+
+def test_list_stocks_answers_a_new_etag_after_a_trade(api):
+    etag = api.get("/stocks")[2]["ETag"]
+    assert api.post("/orders", BUY)[0] == 200
+    deadline = time.monotonic() + 5
+    while (reply := api.request("GET", "/stocks", headers={"If-None-Match": etag}))[0] == 304:
+        assert time.monotonic() < deadline, "the listing did not change after a trade"
+    assert reply[0] == 200 and reply[2]["ETag"] != etag
+
+
 def test_lookup_unknown_stock(api):
     assert api.get("/stocks/NoSuchCo")[:2] == (
         404, {"error": {"code": 404, "message": "stock 'NoSuchCo' not found"}})
@@ -105,7 +122,7 @@ def test_query_errors(api, path, status):
 
 
 @pytest.mark.parametrize("method, path, status", [
-    ("GET", "/nowhere", 404), ("GET", "/stocks", 404), ("DELETE", "/orders", 405),
+    ("GET", "/nowhere", 404), ("POST", "/stocks", 405), ("DELETE", "/orders", 405),
     ("PUT", "/stocks/GameStart", 405), ("GET", "/orders", 405), ("PATCH", "/orders/0", 405),
     ("OPTIONS", "/stocks/GameStart", 405),
 ])

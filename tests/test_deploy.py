@@ -95,11 +95,22 @@ def test_order_replicas_have_distinct_ids(services):
 def test_procfile_runs_the_services_and_three_order_replicas():
     lines = (ROOT / "Procfile").read_text().splitlines()
     entries = dict(line.split(":", 1) for line in lines if line.strip())
-    replica_env = {r: f"env REPLICA_ID={r[-1]} DATA_DIR=data/{r} " for r in REPLICAS}
     assert {name: cmd.strip() for name, cmd in entries.items()} == {
-        # exec, so honcho signals and reports the service itself rather than a shell around it
-        name: f"exec {replica_env.get(name, '')}python -m {package}" for name, package in APP_SERVICES.items()
+        # exec, so honcho signals and reports the service itself rather than a shell around it;
+        # the workers share one machine, so each serves its metrics on a port of its own.
+        "catalog": "exec env METRICS_PORT=9101 python -m catalog_worker",
+        **{r: f"exec env REPLICA_ID={r[-1]} DATA_DIR=data/{r} METRICS_PORT={9102 + int(r[-1])} python -m order_worker"
+           for r in REPLICAS},
+        "frontend": "exec python -m frontend",
     }
+
+
+@pytest.mark.parametrize("service, probe", [
+    ("catalog", ":9100/metrics"), ("order-0", ":9100/metrics"), ("frontend", ":8000/healthz")])
+def test_app_service_has_a_healthcheck(services, service, probe):
+    check = services[service]["healthcheck"]
+    assert probe in " ".join(check["test"])
+    assert {"interval", "timeout", "retries", "start_period"} <= check.keys()
 
 
 def test_ci_script_is_executable_bash():

@@ -49,6 +49,10 @@ def test_call_returns_the_reply(server, rpc):
     assert rpc.call("echo", "echo", {"n": 1}) == {"n": 1}
 
 
+def test_every_server_answers_ping(server, rpc):
+    assert rpc.call("echo", "ping", {}) == {"service": "echo"}
+
+
 def test_many_threads_share_one_client(server, rpc):
     with ThreadPoolExecutor(16) as pool:
         replies = list(pool.map(lambda n: rpc.call("echo", "echo", {"n": n}), range(400)))

@@ -1,0 +1,60 @@
+"""Prometheus metrics of every service, defined once; each is updated in one place.
+
+Names follow the Prometheus conventions: a ``bazaar_`` prefix, base units (seconds), and
+``_total`` on counters. Workers serve them on METRICS_PORT; the frontend on ``/metrics``.
+"""
+import logging
+
+import prometheus_client
+from prometheus_client import Counter, Gauge, Histogram
+
+log = logging.getLogger(__name__)
+
+# Requests take from a fraction of a millisecond (lookups) to the RPC timeout (seconds).
+LATENCY_BUCKETS = (.0002, .0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
+
+# The frontend's HTTP requests (frontend/__init__.py); ``route`` is the URL rule, not the path.
+HTTP_REQUESTS = Counter("bazaar_http_requests_total", "HTTP requests answered, by route, method and status.",
+                        ["route", "method", "status"])
+HTTP_DURATION = Histogram("bazaar_http_request_duration_seconds", "Time to answer an HTTP request.",
+                          ["route", "method"], buckets=LATENCY_BUCKETS)
+
+# The frontend's cache of stock lookups (frontend/cache.py).
+CACHE_HITS = Counter("bazaar_cache_hits_total", "Stock lookups answered from the frontend's cache.")
+CACHE_MISSES = Counter("bazaar_cache_misses_total", "Stock lookups the frontend's cache could not answer.")
+
+# Calls made by an RpcClient (broker/client.py): the frontend's and the order worker's.
+RPC_CALL_DURATION = Histogram("bazaar_rpc_call_duration_seconds",
+                              "Time from publishing an RPC request to its reply or failure.",
+                              ["service", "method"], buckets=LATENCY_BUCKETS)
+RPC_CALLS_IN_FLIGHT = Gauge("bazaar_rpc_calls_in_flight", "RPC calls waiting for their reply.", ["service"])
+
+# Requests handled by an RpcServer (broker/server.py): the workers'.
+RPC_HANDLED = Counter("bazaar_rpc_messages_handled_total", "RPC requests answered, by method and status.",
+                      ["service", "method", "status"])
+RPC_HANDLING_DURATION = Histogram("bazaar_rpc_handling_duration_seconds",
+                                  "Time a worker spends handling an RPC request.",
+                                  ["service", "method"], buckets=LATENCY_BUCKETS)
+RPC_DEAD_LETTERED = Counter("bazaar_rpc_dead_lettered_total",
+                            "Requests a worker dead-lettered: malformed, or their caller stopped waiting.",
+                            ["service", "reason"])
+
+# The fsync that makes an appended record durable (broker/storage.py).
+FSYNC_DURATION = Histogram("bazaar_storage_fsync_duration_seconds", "Time to fsync an appended log record.",
+                           buckets=LATENCY_BUCKETS)
+
+
+def serve_metrics(settings):
+    """Serve the metrics over HTTP on METRICS_PORT; 0 (the default) serves none.
+
+    A port another process holds is a configuration error: the service stops with it, since
+    several services on one machine need distinct ports.
+    """
+    if not settings.metrics_port:
+        return
+    try:
+        prometheus_client.start_http_server(settings.metrics_port, settings.metrics_host)
+    except OSError as exc:
+        raise SystemExit(f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
+                         f"(METRICS_PORT): {exc.strerror}") from None
+    log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
