@@ -80,6 +80,7 @@ def test_timeout_is_a_504_and_the_late_reply_is_not_mistaken(server, rpc):
     with pytest.raises(RpcError) as error:
         rpc.call("echo", "echo", {"sleep": 0.6}, timeout=0.3)
     assert error.value.code == 504 and time.monotonic() - started < 0.5
+    assert error.value.message == "no reply from the echo service in time"
     time.sleep(0.5)
     assert rpc.call("echo", "echo", {"n": 2}) == {"n": 2}
 
@@ -87,7 +88,7 @@ def test_timeout_is_a_504_and_the_late_reply_is_not_mistaken(server, rpc):
 def test_no_worker_queue_is_a_503(settings, rpc):
     with pytest.raises(RpcError) as error:
         rpc.call("nobody", "echo", {})
-    assert error.value.code == 503
+    assert (error.value.code, error.value.message) == (503, "the nobody service is unavailable")
 
 
 def test_unreachable_broker_is_a_quick_503(settings):
