@@ -1,6 +1,5 @@
 """RPC server loop for workers: N consumer threads, each with its own connection."""
 import logging
-import signal
 import threading
 import time
 
@@ -8,6 +7,7 @@ from pika.exceptions import AMQPError
 
 from broker.connection import connect, declare_queue
 from broker.logs import request_id
+from broker.signals import StopSignal
 from broker.messages import (
     BadMessage,
     RpcError,
@@ -18,6 +18,7 @@ from broker.messages import (
 )
 
 log = logging.getLogger(__name__)
+STOP_CHECK_INTERVAL = 0.2  # seconds an idle consumer thread waits before it looks for a stop
 
 
 class RpcServer:
@@ -34,27 +35,26 @@ class RpcServer:
         self.settings, self.service, self.handlers = settings, service, handlers
         self.threads = threads
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._consumers = {}
+        self._workers = []
 
-    def serve(self):
-        """Consume until stop() is called, then let in-flight requests finish."""
-        workers = [threading.Thread(target=self._consume, name=f"{self.service}-{n}")
-                   for n in range(self.threads)]
-        for worker in workers:
+    def start(self):
+        """Start the consumer threads."""
+        self._workers = [threading.Thread(target=self._consume, name=f"{self.service}-{n}")
+                         for n in range(self.threads)]
+        for worker in self._workers:
             worker.start()
         log.info("serving %s with %d threads", self.settings.queue(self.service), self.threads)
-        self._stopping.wait()
-        for worker in workers:
-            worker.join()
-        log.info("stopped")
 
     def stop(self):
-        """Stop consuming; requests already being handled are finished and acked."""
-        with self._lock:
-            self._stopping.set()
-            for connection, channel in self._consumers.values():
-                connection.add_callback_threadsafe(channel.stop_consuming)
+        """Stop consuming and wait until the requests being handled are finished and acked.
+
+        Each consumer thread notices and closes its own connection (pika is not thread-safe);
+        unstarted prefetched requests go back to the queue. Safe to call more than once.
+        """
+        self._stopping.set()
+        for worker in self._workers:
+            worker.join()
+        log.info("stopped")
 
     def _consume(self):
         while not self._stopping.is_set():
@@ -67,20 +67,17 @@ class RpcServer:
                 queue = declare_queue(channel, self.settings, self.service)
                 channel.basic_qos(prefetch_count=self.settings.prefetch)
                 channel.basic_consume(queue, self._on_message)
-                with self._lock:
-                    if self._stopping.is_set():
-                        break
-                    self._consumers[threading.get_ident()] = (connection, channel)
-                channel.start_consuming()
+                while not self._stopping.is_set():
+                    connection.process_data_events(time_limit=STOP_CHECK_INTERVAL)
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
                 log.warning("lost connection to broker: %r", exc)
             finally:
-                with self._lock:
-                    self._consumers.pop(threading.get_ident(), None)
                 if connection.is_open:
                     connection.close()
 
     def _on_message(self, channel, delivery, props, body):
+        if self._stopping.is_set():
+            return  # left unacked: the broker requeues it when this connection closes
         try:
             method, args = parse_request(props, body, self.handlers)
         except BadMessage as exc:
@@ -120,7 +117,8 @@ class RpcServer:
 
 
 def serve_until_signalled(server):
-    """Run ``server`` in the foreground; SIGTERM or Ctrl-C stops it gracefully."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: server.stop())
-    server.serve()
+    """Run ``server`` until SIGTERM or Ctrl-C, then stop it gracefully."""
+    stop_signal = StopSignal()
+    server.start()
+    stop_signal.wait()
+    server.stop()

@@ -25,6 +25,8 @@ def main(argv=None):
         serve_until_signalled(RpcServer(settings, SERVICE, service.handlers, settings.order_threads))
     finally:
         stopping.set()
+        service.uncertain.set()  # wakes the reconciler, which then sees the stop
+        reconciler.join()  # its catalog calls end within the catalog timeout
         catalog.close()
         orders.close()
 

@@ -1,6 +1,5 @@
 """The RPC layer against the real broker: concurrency, errors, timeouts and poison messages."""
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -29,12 +28,10 @@ def refuse(args):
 def server(settings, admin):
     """An RpcServer for the service "echo", running in this process."""
     server = RpcServer(settings, "echo", {"echo": echo, "fail": fail, "refuse": refuse}, threads=2)
-    thread = threading.Thread(target=server.serve)
-    thread.start()
+    server.start()
     admin.wait_for_consumers("echo")
     yield server
     server.stop()
-    thread.join(timeout=10)
     admin.channel.queue_delete(settings.queue("echo"))
 
 
