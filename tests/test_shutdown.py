@@ -108,7 +108,7 @@ def test_sigterm_twice_under_load_exits_0_and_loses_no_trade(stack, settings, na
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("death", [signal.SIGSTOP, signal.SIGKILL])
+@pytest.mark.parametrize("death", [signal.SIGSTOP, signal.SIGKILL], ids=["SIGSTOP", "SIGKILL"])
 @pytest.mark.parametrize("name", ["order", "frontend"])
 def test_sigterm_while_the_catalog_is_dead_exits_0(stack, settings, name, death):
     with load(stack.url) as outcomes:
