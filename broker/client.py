@@ -12,6 +12,7 @@ from broker.metrics import RPC_CALL_DURATION, RPC_CALLS_IN_FLIGHT
 
 log = logging.getLogger(__name__)
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+BROKER_UNAVAILABLE = "message broker unavailable"
 
 
 class _Link:
@@ -22,22 +23,25 @@ class _Link:
         self.channel = connection.channel()
         self.channel.add_on_return_callback(self._on_return)
         self.channel.basic_consume(DIRECT_REPLY_TO, self._on_reply, auto_ack=True)
-        self.call_id = self.body = self.error = None
+        self.call_id = self.body = None
+        self.returned = False
         self.last_used = time.monotonic()
 
-    def call(self, queue, body, props, timeout):
+    def call(self, service, queue, body, props, timeout):
         """Publish a request and pump this connection until its own reply arrives."""
-        self.call_id, self.body, self.error = props.correlation_id, None, None
+        self.call_id, self.body, self.returned = props.correlation_id, None, False
         self.channel.basic_publish("", queue, body, props, mandatory=True)
         deadline = time.monotonic() + timeout
-        while self.body is None and self.error is None:
+        while self.body is None and not self.returned:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise RpcError(504, f"{props.type} on {queue} got no reply within {timeout:g} s")
+                log.warning("%s on %s got no reply within %g s", props.type, queue, timeout)
+                raise RpcError(504, f"no reply from the {service} service in time")
             self.connection.process_data_events(time_limit=remaining)
         self.last_used = time.monotonic()
-        if self.error:
-            raise self.error
+        if self.returned:
+            log.warning("%s on %s: no such queue, is the %s worker started?", props.type, queue, service)
+            raise RpcError(503, f"the {service} service is unavailable")
         return self.body
 
     def close(self):
@@ -53,7 +57,7 @@ class _Link:
 
     def _on_return(self, _channel, _method, props, _body):
         if props.correlation_id == self.call_id:
-            self.error = RpcError(503, f"no worker queue for {props.type!r}: is the worker started?")
+            self.returned = True  # unroutable: the service's queue does not exist
 
 
 class RpcClient:
@@ -86,17 +90,19 @@ class RpcClient:
         if deadline.get() is not None:
             timeout = min(timeout, deadline.get() - time.time())
             if timeout <= 0:
-                raise RpcError(504, f"no time left to call {method} on {service}")
+                log.warning("no time left to call %s on %s", method, service)
+                raise RpcError(504, f"no reply from the {service} service in time")
         props = properties(self.app_id, method, reply_to=DIRECT_REPLY_TO,
                            correlation_id=uuid.uuid4().hex, expiration=str(max(1, int(timeout * 1000))))
         # The queue drops the request once it expires; the worker drops it if it gets it later.
         props.headers["deadline_ms"] = int((time.time() + timeout) * 1000)
         link = self._borrow()
         try:
-            body = link.call(self.settings.queue(service), encode(args), props, timeout)
+            body = link.call(service, self.settings.queue(service), encode(args), props, timeout)
         except AMQPError as exc:
             link.close()
-            raise RpcError(503, f"lost connection to the message broker: {exc!r}") from None
+            log.warning("lost connection to the message broker: %r", exc)
+            raise RpcError(503, BROKER_UNAVAILABLE) from None
         except BaseException:
             self._give_back(link)
             raise
@@ -118,7 +124,8 @@ class RpcClient:
         try:
             return _Link(connect(self.settings, self.app_id, self._stopping, self.connect_patience))
         except (AMQPError, OSError) as exc:
-            raise RpcError(503, f"message broker unavailable: {exc!r}") from None
+            log.warning("cannot connect to the message broker: %r", exc)
+            raise RpcError(503, BROKER_UNAVAILABLE) from None
 
     def _give_back(self, link):
         with self._lock:

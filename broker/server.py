@@ -2,7 +2,6 @@
 single active consumer whose requests N threads handle."""
 import functools
 import logging
-import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +21,10 @@ from broker.messages import (
     properties,
 )
 from broker.metrics import RPC_DEAD_LETTERED, RPC_HANDLED, RPC_HANDLING_DURATION, serve_metrics
+from broker.signals import StopSignal
 
 log = logging.getLogger(__name__)
+STOP_CHECK_INTERVAL = 0.2  # seconds an idle consumer thread waits before it looks for a stop
 
 
 class Reply(NamedTuple):
@@ -58,32 +59,31 @@ class RpcServer:
         self.threads, self.single_active, self.on_subscribed = threads, single_active, on_subscribed
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=service) if single_active else None
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._consumers = {}
-        self._failure = None
+        self._workers = []
+        self._on_failure = None
+        self.failure = None
 
-    def serve(self):
-        """Consume until stop() is called, then let in-flight requests finish; raise QueueMismatch
-        if the service's queue exists with another type."""
-        workers = [threading.Thread(target=self._consume, name=f"{self.service}-{n}")
-                   for n in range(1 if self.single_active else self.threads)]
-        for worker in workers:
+    def start(self, on_failure=None):
+        """Start consuming in threads of its own; ``on_failure()`` is called if the service's queue
+        exists with another type (``failure`` then says why), which no reconnect can fix."""
+        self._on_failure = on_failure
+        self._workers = [threading.Thread(target=self._consume, name=f"{self.service}-{n}")
+                         for n in range(1 if self.single_active else self.threads)]
+        for worker in self._workers:
             worker.start()
         log.info("serving %s with %d threads%s", self.settings.queue(self.service), self.threads,
                  " (single active consumer)" if self.single_active else "")
-        self._stopping.wait()
-        for worker in workers:
-            worker.join()
-        if self._failure:
-            raise self._failure
-        log.info("stopped")
 
     def stop(self):
-        """Stop consuming; requests already being handled are finished and acked."""
-        with self._lock:
-            self._stopping.set()
-            for connection, channel in self._consumers.values():
-                connection.add_callback_threadsafe(channel.stop_consuming)
+        """Stop consuming and wait until the requests being handled are finished and acked.
+
+        Each consumer thread notices and closes its own connection (pika is not thread-safe);
+        unstarted prefetched requests go back to the queue. Safe to call more than once.
+        """
+        self._stopping.set()
+        for worker in self._workers:
+            worker.join()
+        log.info("stopped")
 
     def _ping(self, args):
         return {"service": self.service}
@@ -103,26 +103,25 @@ class RpcServer:
                 channel.basic_consume(queue, self._on_message)
                 if self.on_subscribed:
                     self.on_subscribed()
-                with self._lock:
-                    if self._stopping.is_set():
-                        break
-                    self._consumers[threading.get_ident()] = (connection, channel)
-                channel.start_consuming()
+                while not self._stopping.is_set():
+                    connection.process_data_events(time_limit=STOP_CHECK_INTERVAL)
                 if self._pool:  # let the handlers finish, then send their replies and acks
                     self._pool.shutdown(wait=True)
                     connection.process_data_events(time_limit=0)
             except QueueMismatch as exc:
-                self._failure = exc
-                self.stop()
+                self.failure = exc
+                self._stopping.set()
+                if self._on_failure:
+                    self._on_failure()
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
                 log.warning("lost connection to broker: %r", exc)
             finally:
-                with self._lock:
-                    self._consumers.pop(threading.get_ident(), None)
                 if connection.is_open:
                     connection.close()
 
     def _on_message(self, channel, delivery, props, body):
+        if self._stopping.is_set():
+            return  # left unacked: the broker requeues it when this connection closes
         if self._pool:
             self._pool.submit(self._handle, channel, delivery, props, body)
         else:
@@ -188,12 +187,12 @@ class RpcServer:
 
 
 def serve_until_signalled(server):
-    """Run ``server`` in the foreground, with its metrics; SIGTERM or Ctrl-C stops it gracefully."""
+    """Run ``server``, with its metrics, until SIGTERM or Ctrl-C, then stop it gracefully."""
     serve_metrics(server.settings)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: server.stop())
-    try:
-        server.serve()
-    except QueueMismatch as exc:
-        log.error("%s", exc)
-        raise SystemExit(1) from None
+    stop_signal = StopSignal()
+    server.start(on_failure=stop_signal.set)
+    stop_signal.wait()
+    server.stop()
+    if server.failure:
+        log.error("%s", server.failure)
+        raise SystemExit(1)

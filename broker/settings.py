@@ -18,6 +18,8 @@ class Settings:
     frontend_host: str = "127.0.0.1"
     frontend_port: int = 8000
     frontend_threads: int = 16
+    frontend_connection_limit: int = 10000
+    frontend_channel_timeout: int = 30
     catalog_threads: int = 4
     order_threads: int = 8
     max_body_bytes: int = 64 * 1024
@@ -52,6 +54,8 @@ class Settings:
             frontend_host=env("FRONTEND_HOST", defaults.frontend_host),
             frontend_port=env("FRONTEND_PORT", defaults.frontend_port),
             frontend_threads=env("FRONTEND_THREADS", defaults.frontend_threads),
+            frontend_connection_limit=env("FRONTEND_CONNECTION_LIMIT", defaults.frontend_connection_limit),
+            frontend_channel_timeout=env("FRONTEND_CHANNEL_TIMEOUT", defaults.frontend_channel_timeout),
             catalog_threads=env("CATALOG_THREADS", defaults.catalog_threads),
             order_threads=env("ORDER_THREADS", defaults.order_threads),
             max_body_bytes=env("MAX_BODY_BYTES", defaults.max_body_bytes),
@@ -97,6 +101,8 @@ ENVIRONMENT_HELP = """environment variables:
   PREFETCH          unacked requests per worker thread (default 2)
   LOG_LEVEL         DEBUG, INFO, WARNING... (default INFO)
   FRONTEND_HOST, FRONTEND_PORT, FRONTEND_THREADS   HTTP server (default 127.0.0.1, 8000, 16)
+  FRONTEND_CONNECTION_LIMIT   open HTTP connections held at once (default 10000)
+  FRONTEND_CHANNEL_TIMEOUT    seconds before a silent HTTP connection is closed (default 30)
   CATALOG_THREADS, ORDER_THREADS                    worker threads (default 4, 8)
   MAX_BODY_BYTES    largest accepted request body (default 65536)
   CACHE_SIZE        stock lookups the frontend caches, 0 = no cache (default 1000)

@@ -31,7 +31,9 @@ def main(argv=None):
                                         single_active=True, on_subscribed=replicated.resign))
     finally:
         stopping.set()
-        threads[0].join()
+        service.uncertain.set()  # wakes the reconciler, which then sees the stop
+        for thread in threads:  # the reconciler's catalog calls end within the catalog timeout
+            thread.join()
         catalog.close()
         orders.close()
 

@@ -28,11 +28,11 @@ def test_an_expired_request_is_dead_lettered(settings, admin, queue_type):
 def test_a_queue_of_another_type_stops_the_worker_with_a_clear_error(settings, admin):
     declare_queue(admin.channel, replace(settings, queue_type="classic"), "echo")
     server = RpcServer(replace(settings, queue_type="quorum"), "echo", {}, threads=2)
-    failures = []
-    thread = threading.Thread(target=lambda: failures.append(pytest.raises(QueueMismatch, server.serve)))
-    thread.start()
-    thread.join(timeout=20)
-    assert not thread.is_alive() and "delete it" in str(failures[0].value)
+    failed = threading.Event()
+    server.start(on_failure=failed.set)
+    assert failed.wait(timeout=20)
+    server.stop()
+    assert isinstance(server.failure, QueueMismatch) and "delete it" in str(server.failure)
     admin.channel.queue_delete(settings.queue("echo"))
 
 

@@ -1,6 +1,5 @@
 """The RPC layer against the real broker: concurrency, errors, timeouts and poison messages."""
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -29,12 +28,10 @@ def refuse(args):
 def server(settings, admin):
     """An RpcServer for the service "echo", running in this process."""
     server = RpcServer(settings, "echo", {"echo": echo, "fail": fail, "refuse": refuse}, threads=2)
-    thread = threading.Thread(target=server.serve)
-    thread.start()
+    server.start()
     admin.wait_for_consumers("echo")
     yield server
     server.stop()
-    thread.join(timeout=10)
     admin.channel.queue_delete(settings.queue("echo"))
 
 
@@ -84,6 +81,7 @@ def test_timeout_is_a_504_and_the_late_reply_is_not_mistaken(server, rpc):
     with pytest.raises(RpcError) as error:
         rpc.call("echo", "echo", {"sleep": 0.6}, timeout=0.3)
     assert error.value.code == 504 and time.monotonic() - started < 0.5
+    assert error.value.message == "no reply from the echo service in time"
     time.sleep(0.5)
     assert rpc.call("echo", "echo", {"n": 2}) == {"n": 2}
 
@@ -91,7 +89,7 @@ def test_timeout_is_a_504_and_the_late_reply_is_not_mistaken(server, rpc):
 def test_no_worker_queue_is_a_503(settings, rpc):
     with pytest.raises(RpcError) as error:
         rpc.call("nobody", "echo", {})
-    assert error.value.code == 503
+    assert (error.value.code, error.value.message) == (503, "the nobody service is unavailable")
 
 
 def test_unreachable_broker_is_a_quick_503(settings):

@@ -5,6 +5,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 
@@ -49,29 +50,77 @@ def test_sigterm_lets_trades_in_flight_finish(stack, settings):
     assert len(trade_ids(settings, "order_log.csv")) == 4
 
 
-def test_sigterm_under_load_loses_and_duplicates_nothing(stack, settings):
+def trade_until(url, done, outcomes):
+    """Place sells (they never run out), each under its own key, recording what the client saw."""
+    while not done.is_set():
+        key = uuid.uuid4().hex
+        try:
+            outcomes.append((key, *post(url, {**BUY, "type": "sell"}, key)))
+        except OSError:  # the frontend is stopping or gone
+            outcomes.append((key, None, None))
+            time.sleep(0.05)
+
+
+@contextmanager
+def load(url, clients=6):
+    """Client threads trading for as long as the block runs; yields their outcomes."""
     outcomes, done = [], threading.Event()
-
-    def trade():
-        while not done.is_set():
-            key = uuid.uuid4().hex
-            outcomes.append((key, *post(stack.url, {**BUY, "type": "sell"}, key)))  # sells never run out
-
-    clients = [threading.Thread(target=trade) for _ in range(6)]
-    for client in clients:
-        client.start()
+    threads = [threading.Thread(target=trade_until, args=(url, done, outcomes)) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
     time.sleep(1)
-    assert stack.stop("order") == {"order": 0}
-    done.set()
-    for client in clients:
-        client.join()
-    time.sleep(settings.rpc_timeout)  # past the expiry of requests left in the queue
-    stack.start("order")
-    time.sleep(settings.rpc_timeout)  # reconciliation
+    try:
+        yield outcomes
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
 
+
+def sigterm_twice(stack, name):
+    """Send SIGTERM twice 50 ms apart; return the exit code and the seconds it took."""
+    process, started = stack.processes.pop(name), time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=15), time.monotonic() - started
+
+
+def assert_no_success_lost(settings, outcomes):
+    """Every trade a client saw succeed is logged once under its number; the logs agree."""
+    time.sleep(settings.rpc_timeout)  # the restarted order worker reconciles
     logged = trade_ids(settings, "order_log.csv")
+    assert len(set(logged)) == len(logged)
     assert sorted(logged) == sorted(trade_ids(settings, journal_segments(settings.data_dir)[0].name))
-    assert {status for _, status, _ in outcomes} <= {200, 504}
-    # Exactly the trades that got a 200 are logged, once each and under their numbers; no 504 ran later.
+    numbers = {key: number for number, key in enumerate(logged)}
     succeeded = {key: body["data"]["transaction_number"] for key, status, body in outcomes if status == 200}
-    assert len(set(logged)) == len(logged) and dict(zip(logged, range(len(logged)))) == succeeded
+    assert succeeded and all(numbers.get(key) == number for key, number in succeeded.items())
+    assert {status for _, status, _ in outcomes} <= {200, 503, 504, None}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["catalog", "order", "frontend"])
+def test_sigterm_twice_under_load_exits_0_and_loses_no_trade(stack, settings, name):
+    with load(stack.url) as outcomes:
+        code, took = sigterm_twice(stack, name)
+        stack.start(name)
+    assert code == 0 and took < 10
+    assert_no_success_lost(settings, outcomes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("death", [signal.SIGSTOP, signal.SIGKILL], ids=["SIGSTOP", "SIGKILL"])
+@pytest.mark.parametrize("name", ["order", "frontend"])
+def test_sigterm_while_the_catalog_is_dead_exits_0(stack, settings, name, death):
+    with load(stack.url) as outcomes:
+        stack.processes["catalog"].send_signal(death)
+        time.sleep(settings.rpc_timeout)  # trades time out; the order worker's reconciler retries
+        code, took = sigterm_twice(stack, name)
+        if death == signal.SIGSTOP:
+            stack.processes["catalog"].send_signal(signal.SIGCONT)
+        else:
+            stack.processes.pop("catalog").wait()
+            stack.start("catalog")
+        stack.start(name)
+    assert code == 0 and took < 10
+    assert_no_success_lost(settings, outcomes)
