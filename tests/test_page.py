@@ -74,7 +74,7 @@ def test_a_stopped_order_worker_gives_a_clear_error(page, stack):
     stack.stop("order")
     trade(page, "GameStart", 1)
     expect(page.locator("#result")).to_have_text(
-        re.compile(r"Order failed \(504\): trade on .*order got no reply within .* Submitting again is safe"),
+        re.compile(r"Order failed \(504\): no reply from the order service in time.* Submitting again is safe"),
         timeout=(stack.settings.rpc_timeout + 3) * 1000)
     expect(page.get_by_role("button", name="Buy")).to_be_enabled()
 

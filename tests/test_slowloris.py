@@ -7,24 +7,13 @@ from contextlib import contextmanager
 
 import pytest
 
-from client.session import Session
+from bench.pages import lookup_latencies
 
 HELD = 2000
 LOOKUPS = 150
 # Issue 7 asks for 2x; waitress's loop visits every open connection on each pass, which costs
 # about 2-3 ms here with 2000 held, so 2.0-2.7x is what it reaches (README: put a proxy in front).
 SLOWDOWN = 3
-
-
-def lookup_times(url, count):
-    """Seconds each of ``count`` lookups took, on one new keep-alive connection."""
-    session, times = Session(url, timeout=10), []
-    for _ in range(count):
-        started = time.perf_counter()
-        assert session.get("/stocks/GameStart")[0] == 200
-        times.append(time.perf_counter() - started)
-    session.close()
-    return times
 
 
 @contextmanager
@@ -57,11 +46,11 @@ def still_open(sock):
 
 @pytest.mark.slow
 def test_lookups_stay_fast_while_2000_connections_hold_half_a_request(stack):
-    idle = lookup_times(stack.url, LOOKUPS)
+    idle = lookup_latencies(stack.url, LOOKUPS)
     with half_requests(stack.url, HELD) as held:
-        loaded = lookup_times(stack.url, LOOKUPS)
+        loaded = lookup_latencies(stack.url, LOOKUPS)
         assert all(still_open(sock) for sock in held)
-    idle += lookup_times(stack.url, LOOKUPS)  # before and after, so a drift in machine load evens out
+    idle += lookup_latencies(stack.url, LOOKUPS)  # before and after, so a drift in machine load evens out
     p50_idle, p50_loaded = statistics.median(idle), statistics.median(loaded)
     print(f"\nlookup p50: idle {p50_idle * 1000:.2f} ms, with {HELD} half requests held "
           f"{p50_loaded * 1000:.2f} ms")
