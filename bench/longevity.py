@@ -9,6 +9,7 @@ fresh stack with wrk and reports the workers' memory before and after.
 import argparse
 import csv
 import dataclasses
+import logging
 import os
 import statistics
 import subprocess
@@ -81,6 +82,7 @@ def seconds_to_answer(rpc, process, service, method, args, timeout=120):
         except RpcError as exc:
             if exc.code < 500:
                 return time.monotonic() - started
+            time.sleep(0.02)  # a worker still starting: its queue does not exist yet
     raise TimeoutError(f"{service} did not answer within {timeout} s")
 
 
@@ -163,6 +165,7 @@ def soak(trades, settings):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.longevity", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    logging.getLogger("broker").setLevel(logging.ERROR)  # "not started yet" is expected while workers start
     parser.add_argument("--trades", type=int, default=5_000_000, help="trades' worth of files (default 5,000,000)")
     parser.add_argument("--repeats", type=int, default=200, help="GET /orders/<n> requests per n (default 200)")
     parser.add_argument("--soak", action="store_true", help="also push real trades through a fresh stack")
