@@ -12,7 +12,6 @@ import http.client
 import json
 import random
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
@@ -20,6 +19,7 @@ from collections import Counter
 from matplotlib.figure import Figure
 
 from bench.evaluate import IMAGES, update_report
+from bench.loads import ClientThreads
 from bench.stack import ROOT, NativeStack
 from client.session import Session
 from client.stats import percentile
@@ -37,25 +37,13 @@ def gaps(successes, killed_at):
             max((t for t in successes if t < kill), default=kill) for kill in killed_at]
 
 
-class Sessions:
+class Sessions(ClientThreads):
     """Client threads trading until stopped; each records every trade it placed (times from ``t0``)."""
 
     def __init__(self, url, sessions, seed, t0, retries=20, pause=0.05):
+        super().__init__([random.Random(seed + i) for i in range(sessions)])
         self.url, self.t0, self.retries, self.pause = url, t0, retries, pause
-        self.done = threading.Event()
-        self.requests = []  # {"start", "latency", "status", "retries", "statuses"} per trade, times in s
-        self.threads = [threading.Thread(target=self._trade, args=(random.Random(seed + i),))
-                        for i in range(sessions)]
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_):
-        self.done.set()
-        for thread in self.threads:
-            thread.join()
+        self.requests = []  # {"start", "end", "latency", "status", "retries", "statuses"} per trade, in s
 
     def _trade(self, rng):
         session = Session(self.url, timeout=10)
