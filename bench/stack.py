@@ -54,7 +54,8 @@ class NativeStack:
     them), so it never touches another stack on the same broker. On exit the processes get SIGTERM and
     the queues of a namespace made up here are deleted. ``modules`` are the ``python -m`` modules to
     run; the stack is ready when ``GET /stocks/GameStart`` answers 200. ``replicas`` order workers
-    run, each with its own ``REPLICA_ID``, data directory and ``replica_env`` on top of the rest.
+    run, each with its own ``REPLICA_ID``, data directory and ``replica_env`` on top of the rest;
+    ``leader`` and ``restart`` read their logs, so they need ``replica_env={"LOG_LEVEL": "INFO"}``.
     """
 
     def __init__(self, env_overrides=None, modules=STACK_MODULES, ready_timeout=30, replicas=1, replica_env=None):
@@ -108,8 +109,15 @@ class NativeStack:
         self.processes[name].wait()
 
     def restart(self, name):
-        """Start an order worker replica again on its own data directory."""
+        """Start an order worker replica again on its own data directory; return once it consumes."""
+        log = Path(self.data_dir) / f"{name}.log"
+        before = log.stat().st_size
         self._start("order_worker", int(name.rsplit("-", 1)[1]))
+        deadline = time.monotonic() + self.ready_timeout
+        while b"serving " not in log.read_bytes()[before:]:
+            if self.processes[name].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start again\n{self.logs()}")
+            time.sleep(0.05)
 
     def __exit__(self, *exc):
         for process in self.processes.values():
