@@ -23,7 +23,7 @@ def rabbitmq_version():
 def disk_costs(samples=100):
     """Median ms of the services' two durable writes in a temporary directory: a log append, a CSV replace."""
     with tempfile.TemporaryDirectory() as tmp:
-        log, _ = AppendLog.open(Path(tmp) / "log.csv", ("a", "b"))
+        log = AppendLog.open(Path(tmp) / "log.csv", ("a", "b"))
         costs = {"append_fdatasync_ms": lambda: log.append((1, 2)),
                  "csv_replace_fsync_ms": lambda: replace_atomically(Path(tmp) / "t.csv", ("a", "b"), [(1, 2)] * 10)}
         medians = {name: statistics.median(_timed(write) for _ in range(samples)) for name, write in costs.items()}
