@@ -4,7 +4,8 @@
 each point on a fresh native stack, then writes the PNG plots to docs/img/ and the result tables into
 docs/evaluation.md. ``--url URL --label docker`` measures an already running stack (e.g. the compose one).
 A native run also sweeps p with the frontend's cache on, off and small (CACHE_SIZE below the number of
-stocks, so LRU replacement is at work) at one client, plotting latency and the lookups' hit ratio.
+stocks, so LRU replacement is at work) at one client, plotting latency and the lookups' hit ratio into
+the ``cache-native`` block. ``--only clients`` or ``--only cache`` runs one of the two sweeps.
 """
 import argparse
 import contextlib
@@ -132,20 +133,32 @@ def table(points):
     return "\n".join(lines)
 
 
-def section(points, args, machine, images, cache_points=()):
+def section(points, args, machine, images):
     """The generated part of the report for one label."""
     where = f"the stack at {args.url}" if args.url else "a fresh native stack per point"
     command = "python -m bench.evaluate" + (f" --url {args.url} --label {args.label}" if args.url else "")
-    header = (f"Measured {datetime.date.today()} on {machine['cpu']} ({machine['cores']} cores), "
-              f"Python {machine['python']}, RabbitMQ {machine['rabbitmq']}; an fsynced log append took "
-              f"{machine['append_fdatasync_ms']:.2f} ms and an atomic CSV replace "
-              f"{machine['csv_replace_fsync_ms']:.2f} ms (medians); {where}, {args.iterations} lookups per "
-              f"client, seed {args.seed}. Reproduce with `{command}`.")
-    parts = [header, "", *[f"![{name}](img/{name}.png)" for name in images], "", table(points)]
-    if cache_points:
-        parts += ["", "With the frontend's cache on (default size), off (`CACHE_SIZE=0`) and small "
-                  f"(`CACHE_SIZE={CACHES['small']['CACHE_SIZE']}`, 10 stocks), one client:", "", cache_table(cache_points)]
+    parts = [header(args, machine, where, command), "", *[f"![{name}](img/{name}.png)" for name in images], "",
+             table(points)]
     return "\n".join(parts)
+
+
+def cache_section(points, args, machine, image):
+    """The generated report block of the cache sweep."""
+    command = f"python -m bench.evaluate --only cache --iterations {args.iterations}"
+    return "\n".join([
+        header(args, machine, "a fresh native stack per point, one client", command), "",
+        f"![{image}](img/{image}.png)", "",
+        f"Cache on (default size), off (`CACHE_SIZE=0`) and small (`CACHE_SIZE={CACHES['small']['CACHE_SIZE']}`, "
+        "10 stocks):", "", cache_table(points)])
+
+
+def header(args, machine, where, command):
+    """Where and how a block's figures were measured."""
+    return (f"Measured {datetime.date.today()} on {machine['cpu']} ({machine['cores']} cores), "
+            f"Python {machine['python']}, RabbitMQ {machine['rabbitmq']}; an fsynced log append took "
+            f"{machine['append_fdatasync_ms']:.2f} ms and an atomic CSV replace "
+            f"{machine['csv_replace_fsync_ms']:.2f} ms (medians); {where}, {args.iterations} lookups per "
+            f"client, seed {args.seed}. Reproduce with `{command}`.")
 
 
 def update_report(label, text):
@@ -167,21 +180,27 @@ def main(argv=None):
     parser.add_argument("--label", default="native", help="names the plots, results and report block")
     parser.add_argument("--iterations", type=int, default=300, help="lookups per client (default 300)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", choices=("clients", "cache"), help="run one of the two sweeps (default both)")
     args = parser.parse_args(argv)
-    points = sweep(args)
-    cache_points = [] if args.url else cache_sweep(args)
     machine = describe()
-    results = ROOT / "bench" / "results" / f"evaluation-{args.label}.json"
-    results.write_text(json.dumps({"machine": machine, "iterations": args.iterations, "points": points,
-                                   "cache_points": cache_points}, indent=2))
     IMAGES.mkdir(parents=True, exist_ok=True)
-    images = [f"latency-vs-clients-{args.label}", f"latency-vs-probability-{args.label}"]
-    plot(points, "clients", "probability", IMAGES / f"{images[0]}.png", f"Latency against clients ({args.label})")
-    plot(points, "probability", "clients", IMAGES / f"{images[1]}.png", f"Latency against p ({args.label})")
-    if cache_points:
-        images.append(f"cache-vs-probability-{args.label}")
-        plot_cache(cache_points, IMAGES / f"{images[2]}.png", f"Cache on, off and small ({args.label})")
-    update_report(args.label, section(points, args, machine, images, cache_points))
+    if args.only != "cache":
+        points = sweep(args)
+        results = ROOT / "bench" / "results" / f"evaluation-{args.label}.json"
+        results.write_text(json.dumps({"machine": machine, "iterations": args.iterations, "points": points},
+                                      indent=2))
+        images = [f"latency-vs-clients-{args.label}", f"latency-vs-probability-{args.label}"]
+        plot(points, "clients", "probability", IMAGES / f"{images[0]}.png", f"Latency against clients ({args.label})")
+        plot(points, "probability", "clients", IMAGES / f"{images[1]}.png", f"Latency against p ({args.label})")
+        update_report(args.label, section(points, args, machine, images))
+    if args.only != "clients" and not args.url:
+        cache_points = cache_sweep(args)
+        label = f"cache-{args.label}"
+        results = ROOT / "bench" / "results" / f"evaluation-{label}.json"
+        results.write_text(json.dumps({"machine": machine, "iterations": args.iterations, "points": cache_points},
+                                      indent=2))
+        plot_cache(cache_points, IMAGES / f"{label}.png", f"Cache on, off and small ({args.label})")
+        update_report(label, cache_section(cache_points, args, machine, label))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from client.trader import DEFAULT_STOCKS
@@ -33,3 +34,22 @@ def mixed(url, connections, seconds, probability=0.5):
                        check=True, stdout=subprocess.DEVNULL)
         requests = json.load(out)["requests"]
     return {f"mixed {kind}": requests[kind] for kind in ("lookup", "trade")}
+
+
+class ClientThreads:
+    """``with Load(...) as load:`` runs ``_trade(rng)`` in a thread per random generator until ``done`` is set,
+    which leaving the block does; subclasses define ``_trade``."""
+
+    def __init__(self, rngs):
+        self.done = threading.Event()
+        self.threads = [threading.Thread(target=self._trade, args=(rng,)) for rng in rngs]
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self.done.set()
+        for thread in self.threads:
+            thread.join(timeout=60)

@@ -32,6 +32,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def leading_replica(logs, timeout=10):
+    """The replica (a key of ``logs``: name -> log file) whose log says it leads since it last started.
+
+    Only the order queue's single active consumer numbers trades, and it logs ``leading:`` (at INFO)
+    when it starts to; each start logs ``serving ``.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, path in logs.items():
+            if "leading:" in path.read_text(errors="replace").rsplit("serving ", 1)[-1]:
+                return name
+        time.sleep(0.05)
+    raise TimeoutError(f"no leader among {sorted(logs)}")
+
+
 class NativeStack:
     """``with NativeStack({"LOG_LEVEL": "DEBUG"}) as url:`` runs the services as child processes.
 
@@ -39,14 +54,15 @@ class NativeStack:
     them), so it never touches another stack on the same broker. On exit the processes get SIGTERM and
     the queues of a namespace made up here are deleted. ``modules`` are the ``python -m`` modules to
     run; the stack is ready when ``GET /stocks/GameStart`` answers 200. ``replicas`` order workers
-    run, each with its own ``REPLICA_ID`` and data directory.
+    run, each with its own ``REPLICA_ID``, data directory and ``replica_env`` on top of the rest;
+    ``leader`` and ``restart`` read their logs, so they need ``replica_env={"LOG_LEVEL": "INFO"}``.
     """
 
-    def __init__(self, env_overrides=None, modules=STACK_MODULES, ready_timeout=30, replicas=1):
+    def __init__(self, env_overrides=None, modules=STACK_MODULES, ready_timeout=30, replicas=1, replica_env=None):
         self.env_overrides = dict(env_overrides or {})
-        self.modules, self.replicas = modules, replicas
+        self.modules, self.replicas, self.replica_env = modules, replicas, dict(replica_env or {})
         self.ready_timeout = ready_timeout
-        self.processes = []
+        self.processes = {}  # name -> Popen
 
     def __enter__(self):
         self.data_dir = tempfile.mkdtemp(prefix="bazaar-stack-")
@@ -68,22 +84,51 @@ class NativeStack:
     def _start(self, module, replica):
         env, name = self.env, module
         if module == "order_worker" and self.replicas > 1:
-            name = f"{module}-{replica}"
-            env = {**env, "REPLICA_ID": str(replica), "DATA_DIR": str(Path(self.data_dir) / name)}
-        with open(Path(self.data_dir) / f"{name}.log", "wb") as log:
-            self.processes.append(subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT,
-                                                   stdout=log, stderr=subprocess.STDOUT))
+            name = self.replica_name(replica)
+            env = {**env, "REPLICA_ID": str(replica), "DATA_DIR": str(self.replica_dir(name)), **self.replica_env}
+        with open(Path(self.data_dir) / f"{name}.log", "ab") as log:
+            self.processes[name] = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT,
+                                                    stdout=log, stderr=subprocess.STDOUT)
+
+    @staticmethod
+    def replica_name(replica):
+        return f"order_worker-{replica}"
+
+    def replica_dir(self, name):
+        """The data directory of an order worker replica."""
+        return Path(self.data_dir) / name
+
+    def leader(self, timeout=10):
+        """The name of the order worker replica that leads now."""
+        names = [self.replica_name(replica) for replica in range(self.replicas)]
+        return leading_replica({name: Path(self.data_dir) / f"{name}.log" for name in names}, timeout)
+
+    def kill(self, name):
+        """SIGKILL one process and wait for it."""
+        self.processes[name].kill()
+        self.processes[name].wait()
+
+    def restart(self, name):
+        """Start an order worker replica again on its own data directory; return once it consumes."""
+        log = Path(self.data_dir) / f"{name}.log"
+        before = log.stat().st_size
+        self._start("order_worker", int(name.rsplit("-", 1)[1]))
+        deadline = time.monotonic() + self.ready_timeout
+        while b"serving " not in log.read_bytes()[before:]:
+            if self.processes[name].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start again\n{self.logs()}")
+            time.sleep(0.05)
 
     def __exit__(self, *exc):
-        for process in self.processes:
+        for process in self.processes.values():
             process.send_signal(signal.SIGTERM)
-        for process in self.processes:
+        for process in self.processes.values():
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        self.processes = []
+        self.processes = {}
         if "BAZAAR_NAMESPACE" not in self.env_overrides:
             self._delete_queues()
         shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -96,7 +141,7 @@ class NativeStack:
     def _wait_ready(self):
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self.processes):
+            if any(p.poll() is not None for p in self.processes.values()):
                 raise RuntimeError(f"a stack process exited during start-up\n{self.logs()}")
             try:
                 with urllib.request.urlopen(f"{self.url}/stocks/GameStart", timeout=2) as response:

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from bench.stack import free_port
+from bench.failover import gaps
+from bench.stack import free_port, leading_replica
 from conftest import Stack
 from test_faults import Load, check_invariants, wait_until_reconciled
 
@@ -26,15 +27,8 @@ def replicated(settings, tmp_path):
 
 
 def leader(stack, timeout=10):
-    """The running replica that leads: its log says so since it last started."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for name in stack.replicas:
-            since_start = (stack.log_dir / f"{name}.log").read_text(errors="replace").rsplit("serving ", 1)[-1]
-            if "leading:" in since_start:
-                return name
-        time.sleep(0.05)
-    raise TimeoutError(f"no leader among {stack.replicas}")
+    """The running replica that leads."""
+    return leading_replica({name: stack.log_dir / f"{name}.log" for name in stack.replicas}, timeout)
 
 
 def restart(stack, name, rng, snapshots):
@@ -67,14 +61,6 @@ def kill_replicas(stack, rng):
     return killed_at, restarts
 
 
-def longest_pause(successes, killed_at):
-    """The longest time without a successful trade that spans a kill."""
-    successes = sorted(successes)
-    pauses = [min((t for t in successes if t > kill), default=float("inf")) -
-              max((t for t in successes if t < kill), default=kill) for kill in killed_at]
-    return max(pauses)
-
-
 @pytest.mark.slow
 def test_leader_kills_lose_and_double_nothing_and_replicas_end_identical(replicated, settings):
     seed = int(os.environ.get("FAULT_SEED", random.randrange(10**6)))
@@ -82,7 +68,7 @@ def test_leader_kills_lose_and_double_nothing_and_replicas_end_identical(replica
     rng, started = random.Random(seed), time.monotonic()
     with Load(replicated.url, rng, clients=4, pause=0.1) as load:
         killed_at, restarts = kill_replicas(replicated, rng)
-    pause = longest_pause(load.successes, killed_at)
+    pause = max(gaps(load.successes, killed_at))
     logs = [replicated.replica_dir(name) / "order_log.csv" for name in replicated.replicas]
     reconciling = wait_until_reconciled(settings, order_log="order-0/order_log.csv")
     deadline = time.monotonic() + 20

@@ -12,6 +12,7 @@ from collections import Counter
 import pika
 import pytest
 
+from bench.loads import ClientThreads
 from broker.connection import parameters
 from catalog_worker.store import journal_segments
 from client.session import Session
@@ -78,27 +79,15 @@ def test_reused_key_with_another_order_is_422(api):
     assert api.get("/stocks/GameStart")[1]["data"]["quantity"] == 98
 
 
-class Load:
+class Load(ClientThreads):
     """Client threads placing random trades, each retrying its own Idempotency-Key on 5xx or a lost connection."""
 
     def __init__(self, url, rng, clients=6, retries=8, pause=1.0):
+        super().__init__([random.Random(rng.random()) for _ in range(clients)])
         self.url, self.retries, self.pause = url, retries, pause
-        self.done = threading.Event()
         self.attempted, self.succeeded, self.uncertain, self.statuses = [], {}, [], Counter()
         self.retried, self.successes = 0, []  # requests sent again after a 5xx; when trades succeeded
         self._lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._trade, args=(random.Random(rng.random()),))
-                        for _ in range(clients)]
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_):
-        self.done.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
 
     def _trade(self, rng):
         session = Session(self.url, timeout=10)
