@@ -7,6 +7,7 @@ pass asks again only the connections whose answers may have changed: those that 
 were added or removed, or are not quietly waiting for their client (a request in hand, output to
 send, a close pending), plus every connection after waitress's maintenance, which marks the ones
 silent for ``channel_timeout`` for closing. Events are handled by waitress's own ``readwrite``.
+epoll makes this Linux only, as the deployment is.
 """
 import select
 from contextlib import suppress

@@ -40,7 +40,7 @@ def create_server(app, settings):
         connection_limit=limit, backlog=2048,
         channel_timeout=settings.frontend_channel_timeout, cleanup_interval=5,
         # A keep-alive connection stays readable while its request runs, so the client's next
-        # request is seen by the poll() already under way rather than after the next pass.
+        # request is seen by the wait already under way rather than a pass later.
         channel_request_lookahead=1)
 
 
