@@ -139,6 +139,14 @@ def wait_until_reconciled(settings, timeout=20, order_log="order_log.csv"):
     return time.monotonic() - started
 
 
+def replicas_identical(logs, timeout=20):
+    """Poll until every replica's order log holds the same bytes; say whether they came to."""
+    deadline = time.monotonic() + timeout
+    while len({path.read_bytes() for path in logs}) > 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return len({path.read_bytes() for path in logs}) == 1
+
+
 @pytest.mark.slow
 def test_exactly_once_while_services_are_killed(stack, settings):
     seed = int(os.environ.get("FAULT_SEED", random.randrange(10**6)))
