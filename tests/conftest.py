@@ -203,8 +203,10 @@ class Stack:
                 return Session(self.url, timeout=1).get("/openapi.json")[0] == 200
             except OSError:
                 return False
-        if name.startswith("order"):  # every replica consumes the order queue
-            return self.admin.consumers("order") >= len(self.replicas)
+        if name.startswith("order"):
+            # A quorum queue counts only its single active consumer, so each replica says it serves.
+            serving = "broker.server: serving" in (self.log_dir / f"{name}.log").read_text(errors="replace")
+            return serving and self.admin.consumers("order") > 0
         return self.admin.consumers(name) > 0
 
 
