@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import Counter
 
+from matplotlib.figure import Figure
 
 from bench.evaluate import IMAGES, update_report
 from bench.loads import ClientThreads
@@ -121,8 +122,6 @@ def figures(requests, kills, identical, quiesced_s, log_lines):
 
 def plot(requests, kills, path):
     """Each trade's latency at the time it started, retried ones apart, with the kills marked (Agg PNG)."""
-    from matplotlib.figure import Figure  # the bench extra; the tests import this module without it
-
     fig = Figure(figsize=(12, 4.5))
     ax = fig.subplots()
     groups = (("no retry", lambda r: r["status"] == 200 and not r["retries"], "C0", "."),
