@@ -27,9 +27,20 @@ STACK_MODULES = ("catalog_worker", "order_worker", "frontend")
 
 def free_port():
     """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count):
+    """``count`` distinct TCP ports that were free on 127.0.0.1 a moment ago (held together while
+    chosen, so the kernel cannot hand out one twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def leading_replica(logs, timeout=10):

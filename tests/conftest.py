@@ -12,7 +12,7 @@ from pathlib import Path
 import pika
 import pytest
 
-from bench.stack import free_port
+from bench.stack import free_port, free_ports
 from broker import Settings
 from broker.connection import parameters
 from client.session import Session
@@ -145,7 +145,9 @@ class Stack:
                     "RPC_TIMEOUT": str(settings.rpc_timeout), "QUEUE_TYPE": settings.queue_type, "LOG_LEVEL": "INFO"}
         self.processes = {}
         # Each worker serves its metrics on a port of its own; the frontend on /metrics.
-        self.metrics_ports = {name: free_port() for name in self.services if name != "frontend"}
+        workers = [name for name in self.services if name != "frontend"]
+        ports = [p for p in free_ports(len(workers) + 1) if p != port]  # never the frontend's port
+        self.metrics_ports = dict(zip(workers, ports))
 
     def __enter__(self):
         """Start every service; leaving the block kills whatever still runs."""
