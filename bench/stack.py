@@ -67,13 +67,17 @@ class NativeStack:
     run; the stack is ready when ``GET /stocks/GameStart`` answers 200. ``replicas`` order workers
     run, each with its own ``REPLICA_ID``, data directory and ``replica_env`` on top of the rest;
     ``leader`` and ``restart`` read their logs, so they need ``replica_env={"LOG_LEVEL": "INFO"}``.
+    With ``metrics``, each worker serves its Prometheus metrics on a port of its own
+    (``metrics_urls``, by process name; the frontend's are on ``/metrics`` anyway).
     """
 
-    def __init__(self, env_overrides=None, modules=STACK_MODULES, ready_timeout=30, replicas=1, replica_env=None):
+    def __init__(self, env_overrides=None, modules=STACK_MODULES, ready_timeout=30, replicas=1, replica_env=None,
+                 metrics=False):
         self.env_overrides = dict(env_overrides or {})
         self.modules, self.replicas, self.replica_env = modules, replicas, dict(replica_env or {})
-        self.ready_timeout = ready_timeout
+        self.ready_timeout, self.metrics = ready_timeout, metrics
         self.processes = {}  # name -> Popen
+        self.metrics_urls = {}  # name -> URL of its metrics
 
     def __enter__(self):
         self.data_dir = tempfile.mkdtemp(prefix="bazaar-stack-")
@@ -97,6 +101,12 @@ class NativeStack:
         if module == "order_worker" and self.replicas > 1:
             name = self.replica_name(replica)
             env = {**env, "REPLICA_ID": str(replica), "DATA_DIR": str(self.replica_dir(name)), **self.replica_env}
+        if self.metrics and module != "frontend":
+            taken = {int(self.env["FRONTEND_PORT"])} | {int(url.split(":")[2].split("/")[0])
+                                                         for url in self.metrics_urls.values()}
+            port = next(p for p in free_ports(len(taken) + 1) if p not in taken)
+            env = {**env, "METRICS_PORT": str(port)}
+            self.metrics_urls[name] = f"http://127.0.0.1:{port}/metrics"
         with open(Path(self.data_dir) / f"{name}.log", "ab") as log:
             self.processes[name] = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT,
                                                     stdout=log, stderr=subprocess.STDOUT)
