@@ -87,9 +87,9 @@ def kill_leaders(stack, kills, seconds, t0):
     return events
 
 
-def wait_identical(stack, timeout):
-    """Poll until every replica's order_log.csv holds the same bytes; return (identical, seconds, lines)."""
-    paths = [stack.replica_dir(stack.replica_name(r)) / "order_log.csv" for r in range(REPLICAS)]
+def wait_identical(paths, timeout):
+    """Poll until the files at ``paths`` hold the same bytes (a missing one counts as empty: a replica
+    restarted on an empty directory may not have made its log yet); return (identical, seconds, lines)."""
     started = time.monotonic()
     while True:
         contents = {path.read_bytes() if path.exists() else b"" for path in paths}
@@ -181,7 +181,8 @@ def main(argv=None):
         with Sessions(url, args.sessions, args.seed, t0) as load:
             kills = kill_leaders(stack, args.kills, args.seconds, t0)
             time.sleep(max(0.0, t0 + args.seconds - time.monotonic()))
-        identical, quiesced_s, lines = wait_identical(stack, timeout=30)
+        logs = [stack.replica_dir(stack.replica_name(r)) / "order_log.csv" for r in range(REPLICAS)]
+        identical, quiesced_s, lines = wait_identical(logs, timeout=30)
     result = figures(load.requests, kills, identical, quiesced_s, lines)
     RESULTS.write_text(json.dumps({"args": vars(args), **result}, indent=2))
     IMAGES.mkdir(parents=True, exist_ok=True)

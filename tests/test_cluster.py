@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.failover import wait_identical
 from bench.stack import free_port
 from broker import Settings
 from client.session import Session
 from conftest import Stack
-from test_faults import Load, check_invariants, replicas_identical, wait_until_reconciled
+from test_faults import Load, check_invariants, wait_until_reconciled
 
 ROOT = Path(__file__).resolve().parent.parent
 RABBITMQ = Path("/usr/lib/rabbitmq/bin")
@@ -110,7 +111,7 @@ def test_trading_survives_killing_the_order_workers_node_then_another(cluster, c
                             "node_back_s": round(time.monotonic() - started, 1)})
         time.sleep(2)
     reconciling = wait_until_reconciled(stack.settings, order_log="order-0/order_log.csv")
-    identical = replicas_identical([stack.replica_dir(name) / "order_log.csv" for name in stack.replicas])
+    identical = wait_identical([stack.replica_dir(name) / "order_log.csv" for name in stack.replicas], 20)[0]
     assert set(stack.stop().values()) == {0}
     print(f"kills {figures}; trades attempted {len(load.attempted)}, succeeded {len(load.succeeded)}, "
           f"uncertain {len(load.uncertain)}; statuses {dict(load.statuses)}; converged {reconciling:.1f} s "

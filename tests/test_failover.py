@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from bench.failover import gaps
+from bench.failover import gaps, wait_identical
 from bench.stack import free_port, leading_replica
 from conftest import Stack
-from test_faults import Load, check_invariants, replicas_identical, wait_until_reconciled
+from test_faults import Load, check_invariants, wait_until_reconciled
 
 REPLICAS = 3
 LEADER_KILLS = 10
@@ -71,7 +71,7 @@ def test_leader_kills_lose_and_double_nothing_and_replicas_end_identical(replica
     pause = max(gaps(load.successes, killed_at))
     logs = [replicated.replica_dir(name) / "order_log.csv" for name in replicated.replicas]
     reconciling = wait_until_reconciled(settings, order_log="order-0/order_log.csv")
-    identical = replicas_identical(logs)
+    identical = wait_identical(logs, 20)[0]
     assert set(replicated.stop().values()) == {0}
 
     print(f"{len(killed_at)} leader kills, restarts {restarts}; trades attempted {len(load.attempted)}, "

@@ -139,17 +139,6 @@ def wait_until_reconciled(settings, timeout=20, order_log="order_log.csv"):
     return time.monotonic() - started
 
 
-def replicas_identical(logs, timeout=20):
-    """Poll until every replica's order log holds the same bytes; say whether they came to."""
-    def contents():  # a replica restarted on an empty directory may not have made its log yet
-        return {path.read_bytes() if path.exists() else None for path in logs}
-
-    deadline = time.monotonic() + timeout
-    while len(contents()) > 1 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return len(contents()) == 1
-
-
 @pytest.mark.slow
 def test_exactly_once_while_services_are_killed(stack, settings):
     seed = int(os.environ.get("FAULT_SEED", random.randrange(10**6)))

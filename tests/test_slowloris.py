@@ -2,7 +2,6 @@
 import resource
 import socket
 import statistics
-import time
 from contextlib import contextmanager
 
 import pytest
