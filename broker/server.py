@@ -42,7 +42,7 @@ class RpcServer:
 
     A handler takes the request's JSON object and returns the reply's ``data`` (or a Reply
     with events to publish) or raises RpcError; every server also answers ``ping``, so callers
-    can check that it consumes. Acks go out only after the reply is published; a malformed
+    can check that it consumes. A request is acked once handled, just before its reply; a malformed
     request gets a 400 reply when it can, and is dead-lettered either way. A request whose
     caller has stopped waiting (it sat in this worker's prefetch while the worker was busy or
     frozen) is dead-lettered unhandled, so a request that timed out is not executed later.
@@ -172,8 +172,10 @@ class RpcServer:
             reply, status = RpcError(500, f"internal error in {self.service}.{method}").envelope(), 500
         for message in publications:
             self._on_channel(channel, channel.basic_publish, *message)
-        self._reply(channel, props, reply)
+        # Ack before replying: a reply to a caller whose node died makes RabbitMQ 3.10 close this
+        # connection, and an unacked request would then crash every consumer it is redelivered to.
         self._on_channel(channel, channel.basic_ack, delivery.delivery_tag)
+        self._reply(channel, props, reply)
         elapsed = time.perf_counter() - started
         RPC_HANDLED.labels(self.service, method, status).inc()
         RPC_HANDLING_DURATION.labels(self.service, method).observe(elapsed)

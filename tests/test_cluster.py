@@ -119,7 +119,6 @@ def test_trading_survives_killing_the_order_workers_node_then_another(cluster, c
     assert not set(load.statuses) & {400, 404, 422}, load.statuses
     assert identical, "the replicas' order logs differ"
     check_invariants(stack.settings, load.succeeded, order_log="order-0/order_log.csv")
-    if not all(f["resumed_s"] < RESUME_WITHIN for f in figures):
-        # Known and open (issue 10): with the order queue a quorum queue with a single active
-        # consumer, killing its leader's node has stopped trading for ~30 s, until the node is back.
-        pytest.xfail(f"trading did not resume within {RESUME_WITHIN} s of every kill: {figures}")
+    # A request sent on a channel RabbitMQ left stuck during the queue's leader election waits out
+    # its RPC timeout (3 s here) before the frontend replaces the channel; others go through at once.
+    assert all(f["resumed_s"] < RESUME_WITHIN for f in figures), figures

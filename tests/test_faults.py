@@ -21,8 +21,10 @@ BUY = {"name": "GameStart", "quantity": 2, "type": "buy"}
 STOCKS = ("GameStart", "FishCo", "BoarCo")
 
 
-def read_csv(settings, name):
-    """The rows of one of the services' CSV files, as dicts."""
+def read_csv(settings, name, missing_ok=False):
+    """The rows of one of the services' CSV files, as dicts (none for a missing file if ``missing_ok``)."""
+    if missing_ok and not (settings.data_dir / name).exists():
+        return []
     with open(settings.data_dir / name, newline="") as f:
         return list(csv.DictReader(f))
 
@@ -129,10 +131,11 @@ def kill_and_restart(stack, rng, rounds):
 
 
 def wait_until_reconciled(settings, timeout=20, order_log="order_log.csv"):
-    """Poll until the order log holds every trade the catalog journalled; return the seconds taken."""
+    """Poll until the order log holds every trade the catalog journalled; return the seconds taken.
+    A missing log counts as empty: a replica restarted on an empty directory may not have made it yet."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        log, journal = read_csv(settings, order_log), read_journal(settings)
+        log, journal = read_csv(settings, order_log, missing_ok=True), read_journal(settings)
         if len(log) == (int(journal[-1]["seq"]) if journal else 0):
             break
         time.sleep(0.2)

@@ -86,6 +86,17 @@ def test_timeout_is_a_504_and_the_late_reply_is_not_mistaken(server, rpc):
     assert rpc.call("echo", "echo", {"n": 2}) == {"n": 2}
 
 
+def test_a_connection_whose_call_timed_out_is_replaced(server, rpc):
+    rpc.call("echo", "echo", {})
+    stale = rpc._idle[0]
+    with pytest.raises(RpcError):
+        rpc.call("echo", "echo", {"sleep": 0.6}, timeout=0.3)
+    # Its channel may be what is stuck (a quorum queue's leader election, tests/test_cluster.py).
+    assert rpc._idle == [] and not stale.connection.is_open
+    assert rpc.call("echo", "echo", {"n": 3}) == {"n": 3}
+    assert rpc._idle[0] is not stale
+
+
 def test_no_worker_queue_is_a_503(settings, rpc):
     with pytest.raises(RpcError) as error:
         rpc.call("nobody", "echo", {})
