@@ -64,9 +64,11 @@ class RpcServer:
         self.failure = None
 
     def start(self, on_failure=None):
-        """Start consuming in threads of its own; ``on_failure()`` is called if the service's queue
-        exists with another type (``failure`` then says why), which no reconnect can fix."""
+        """Start consuming in threads of its own; ``on_failure()`` is called when the server ``fail``s,
+        e.g. because the service's queue exists with another type."""
         self._on_failure = on_failure
+        if self.failure and on_failure:  # it failed before it started
+            on_failure()
         self._workers = [threading.Thread(target=self._consume, name=f"{self.service}-{n}")
                          for n in range(1 if self.single_active else self.threads)]
         for worker in self._workers:
@@ -84,6 +86,13 @@ class RpcServer:
         for worker in self._workers:
             worker.join()
         log.info("stopped")
+
+    def fail(self, reason):
+        """Stop serving for good, because of ``reason`` (``failure``), which no reconnect can fix."""
+        self.failure = reason
+        self._stopping.set()
+        if self._on_failure:
+            self._on_failure()
 
     def _ping(self, args):
         return {"service": self.service}
@@ -109,10 +118,7 @@ class RpcServer:
                     self._pool.shutdown(wait=True)
                     connection.process_data_events(time_limit=0)
             except QueueMismatch as exc:
-                self.failure = exc
-                self._stopping.set()
-                if self._on_failure:
-                    self._on_failure()
+                self.fail(exc)
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
                 log.warning("lost connection to broker: %r", exc)
             finally:

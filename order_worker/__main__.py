@@ -19,16 +19,18 @@ def main(argv=None):
     orders = OrderLog(settings.data_dir, settings.idempotency_window, settings.idempotency_keys)
     replicated = ReplicatedLog(settings, orders)
     service = OrderService(replicated, catalog, settings.rpc_timeout / 2)
+    # The queue's single active consumer is the leader; every other replica follows the stream.
+    server = RpcServer(settings, SERVICE, service.handlers, settings.order_threads, single_active=True,
+                       on_subscribed=replicated.resign)
     stopping = threading.Event()
-    threads = [threading.Thread(target=replicated.run, args=(stopping,), name="stream"),
+    # A replica whose log cannot follow the stream must not lead: it stops, and says why.
+    threads = [threading.Thread(target=replicated.run, args=(stopping, server.fail), name="stream"),
                threading.Thread(target=service.reconcile_when_uncertain, args=(stopping,),
                                 name="reconcile", daemon=True)]
     for thread in threads:
         thread.start()
     try:
-        # The queue's single active consumer is the leader; every other replica follows the stream.
-        serve_until_signalled(RpcServer(settings, SERVICE, service.handlers, settings.order_threads,
-                                        single_active=True, on_subscribed=replicated.resign))
+        serve_until_signalled(server)
     finally:
         stopping.set()
         service.uncertain.set()  # wakes the reconciler, which then sees the stop

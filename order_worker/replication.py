@@ -7,6 +7,7 @@ publishing it with the number it expects, and answers only once its own reader h
 an entry that lost a race (a zombie ex-leader's, or one out of turn) is refused by every replica
 alike, the leader included, so nothing reaches a CSV that is not in the stream at that place.
 """
+import contextlib
 import json
 import logging
 import os
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 STREAM = "orders"
 ORDER, SYNC = "order", "sync"
 READ_AHEAD = 500  # stream entries in flight to the reader (streams need a prefetch)
+# A follower is on nobody's critical path: it reads and fsyncs in rounds this long (at most),
+# leaving the CPUs and the disk to the leader between them.
+FOLLOWER_ROUND = 0.05
 
 
 class Diverged(Exception):
@@ -48,6 +52,7 @@ class ReplicatedLog:
         self._lock = threading.RLock()  # guards the fields below, shared by handlers and the reader
         self._link = None  # (connection, channel) of the reader, which also publishes
         self._connected = threading.Event()
+        self._wake = threading.Event()  # cuts a follower's round short when this replica publishes
         self._waiters = {}  # message id -> Future of the entry's outcome
         self._applied = []  # (Future, outcome) of entries applied since the last sync, for the reader only
         self._unsynced = False  # entries applied since the last sync
@@ -111,8 +116,9 @@ class ReplicatedLog:
             self.resign()
         raise RpcError(503, "the order log changed leader during the trade; retry it")
 
-    def run(self, stopping):
-        """Read the stream into the order log until ``stopping`` is set, reconnecting as needed."""
+    def run(self, stopping, on_diverged=None):
+        """Read the stream into the order log until ``stopping`` is set, reconnecting as needed;
+        if the log cannot follow the stream any more, stop and call ``on_diverged(reason)``."""
         while not stopping.is_set() and not self.diverged:
             try:
                 connection = connect(self.settings, f"order-{self.settings.replica_id}.stream", stopping)
@@ -122,14 +128,18 @@ class ReplicatedLog:
                 channel = connection.channel()
                 channel.queue_declare(self.stream, durable=True, arguments={"x-queue-type": "stream"})
                 channel.basic_qos(prefetch_count=READ_AHEAD)
+                self._first_delivery = True
                 channel.basic_consume(self.stream, self._on_entry,
-                                      arguments={"x-stream-offset": self._position})
+                                      arguments={"x-stream-offset": self._resume_offset()})
                 with self._lock:
                     self._link = connection, channel
                     self._connected.set()
                 while not stopping.is_set():
+                    self._wake.clear()
                     connection.process_data_events(time_limit=0.2)  # applies every entry that arrived
                     self._commit()
+                    if not self._leading:
+                        self._wake.wait(FOLLOWER_ROUND)
             except Diverged as exc:
                 log.critical("%s: this replica stops applying the stream", exc)
                 self.diverged = str(exc)
@@ -139,7 +149,12 @@ class ReplicatedLog:
             finally:
                 self._disconnect(RpcError(503, "lost the connection to the order stream"))
                 if connection.is_open:
-                    connection.close()
+                    # Closing nacks the entries still in flight, which a stream refuses by closing
+                    # the connection: that is the end wanted anyway.
+                    with contextlib.suppress(AMQPError):
+                        connection.close()
+        if self.diverged and on_diverged:
+            on_diverged(self.diverged)
 
     def _publish(self, kind, body):
         """Append an entry to the stream (from the reader's thread); return the Future of its outcome."""
@@ -156,6 +171,7 @@ class ReplicatedLog:
                                          app_id=f"order-{self.settings.replica_id}", delivery_mode=2)
             # Callbacks run in order, so the stream gets the proposals in the order they were numbered.
             connection.add_callback_threadsafe(lambda: channel.basic_publish("", self.stream, body, props))
+        self._wake.set()
         return outcome
 
     def _wait(self, outcome, doing):
@@ -168,6 +184,12 @@ class ReplicatedLog:
 
     def _on_entry(self, channel, delivery, props, body):
         offset = int(props.headers["x-stream-offset"])
+        if self._first_delivery:  # of this subscription, which asked for _resume_offset
+            self._first_delivery = False
+            if offset > self._resume_offset():
+                raise Diverged(f"the order stream now starts at offset {offset}, after this replica's position "
+                               f"{self._position}: its retention dropped entries this replica never read; give "
+                               f"it a copy of another replica's data directory")
         if offset >= self._position:  # a chunk may start before the offset asked for
             outcome = self._apply(props.type, body)
             self._position, self._unsynced = offset + 1, True
@@ -176,6 +198,12 @@ class ReplicatedLog:
             if waiter:
                 self._applied.append((waiter, outcome))
         channel.basic_ack(delivery.delivery_tag)
+
+    def _resume_offset(self):
+        """Where to start reading: the last entry applied, which the stream must still hold (offsets
+        skip the entries RabbitMQ keeps for itself, so the position may never be delivered), or
+        the stream's first entry, a leader's sync marker."""
+        return max(self._position - 1, 0)
 
     def _commit(self):
         """Group commit: one fsync for the entries applied in a round, then their writers hear of them."""

@@ -1,24 +1,32 @@
 """Order log replication through the stream: catch-up, stale copies, and a zombie leader."""
+import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import pika
 import pytest
 
+from broker import RpcError
 from order_worker.replication import ORDER, ReplicatedLog
 from order_worker.store import OrderLog
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 @contextmanager
-def replica(settings, data_dir):
+def replica(settings, data_dir, on_diverged=None):
     """A ReplicatedLog on ``data_dir`` reading the test's stream in a thread of its own."""
     orders = OrderLog(data_dir)
     log = ReplicatedLog(replace(settings, data_dir=data_dir), orders)
     stopping = threading.Event()
-    reader = threading.Thread(target=log.run, args=(stopping,))
+    reader = threading.Thread(target=log.run, args=(stopping, on_diverged))
     reader.start()
     try:
         yield log
@@ -26,6 +34,29 @@ def replica(settings, data_dir):
         stopping.set()
         reader.join()
         orders.close()
+
+
+@contextmanager
+def stream_retention(settings, max_age):
+    """A policy (as the README sets one) keeping the test's order stream ``max_age``, in tiny segments."""
+    if not shutil.which("rabbitmqctl"):
+        pytest.skip("needs rabbitmqctl on the broker's host")
+    name, pattern = settings.namespace, f"^{settings.queue('orders')}$".replace(".", r"\.")
+    definition = json.dumps({"max-age": max_age, "stream-max-segment-size-bytes": 2000})
+    subprocess.run(["rabbitmqctl", "-q", "set_policy", name, pattern, definition, "--apply-to", "queues"],
+                   check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "clear_policy", name], check=True, capture_output=True)
+
+
+def wait_for_reason(reasons, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not reasons:
+        assert time.monotonic() < deadline, "the replica did not stop"
+        time.sleep(0.02)
+    return reasons[0]
 
 
 def trade(log, n):
@@ -105,3 +136,26 @@ def test_a_log_that_disagrees_with_the_stream_stops_the_replica(settings, tmp_pa
             time.sleep(0.02)
         with pytest.raises(Exception, match="disagree|someone-else"):
             diverged.lead()
+
+
+def test_a_replica_the_streams_retention_left_behind_stops_and_says_why(settings, tmp_path):
+    with stream_retention(settings, "1s"):
+        with replica(settings, tmp_path / "a") as leader:
+            for n in range(40):
+                trade(leader, n)
+            time.sleep(1.5)
+            for n in range(40, 80):  # new segments, so the old ones expire
+                trade(leader, n)
+        reasons = []
+        with replica(settings, tmp_path / "new", on_diverged=reasons.append) as late:
+            assert "retention dropped entries" in wait_for_reason(reasons)
+            assert late.orders.next_number == 0  # nothing applied from the middle of the log
+            with pytest.raises(RpcError):
+                late.lead()
+        # The order worker itself then exits, saying why, rather than lead with a log it cannot trust.
+        env = {**os.environ, "AMQP_URL": settings.amqp_url, "BAZAAR_NAMESPACE": settings.namespace,
+               "DATA_DIR": str(tmp_path / "process")}
+        worker = subprocess.run([sys.executable, "-m", "order_worker"], env=env, cwd=ROOT, capture_output=True,
+                                text=True, timeout=30)
+        assert worker.returncode == 1 and "retention dropped entries" in worker.stderr
+
