@@ -2,12 +2,11 @@
 import logging
 import threading
 import time
-import uuid
 
 from pika.exceptions import AMQPError
 
 from broker.connection import connect
-from broker.messages import RpcError, deadline, encode, parse_reply, properties
+from broker.messages import RpcError, deadline, encode, parse_reply, properties, unique_id
 from broker.metrics import RPC_CALL_DURATION, RPC_CALLS_IN_FLIGHT
 
 log = logging.getLogger(__name__)
@@ -93,7 +92,7 @@ class RpcClient:
                 log.warning("no time left to call %s on %s", method, service)
                 raise RpcError(504, f"no reply from the {service} service in time")
         props = properties(self.app_id, method, reply_to=DIRECT_REPLY_TO,
-                           correlation_id=uuid.uuid4().hex, expiration=str(max(1, int(timeout * 1000))))
+                           correlation_id=unique_id(), expiration=str(max(1, int(timeout * 1000))))
         # The queue drops the request once it expires; the worker drops it if it gets it later.
         props.headers["deadline_ms"] = int((time.time() + timeout) * 1000)
         link = self._borrow()

@@ -1,15 +1,14 @@
 """The frontend: HTTP in, one RPC per request over RabbitMQ, the worker's reply out."""
-import itertools
 import json
 import logging
 import time
-import uuid
 
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
 from broker import RpcClient, Settings
 from broker.logs import request_id
+from broker.messages import unique_id
 from broker.metrics import HTTP_DURATION, HTTP_REQUESTS
 from frontend import health, page, routes
 from frontend.board import StockBoard
@@ -17,8 +16,6 @@ from frontend.cache import LookupCache, watch
 
 log = logging.getLogger(__name__)
 REQUEST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
-# Request ids made here: random per process, then counted (uuid4 costs a system call per request).
-_PROCESS_ID, _REQUEST_NUMBER = uuid.uuid4().hex[:16], itertools.count()
 
 
 def create_app(settings=None, rpc=None):
@@ -49,7 +46,7 @@ def create_app(settings=None, rpc=None):
 def _start_request():
     given = request.headers.get("X-Request-ID", "")
     valid = 0 < len(given) <= 64 and set(given) <= REQUEST_ID_CHARS
-    g.request_id = given if valid else f"{_PROCESS_ID}{next(_REQUEST_NUMBER):016x}"
+    g.request_id = given if valid else unique_id()
     g.started = time.perf_counter()
     request_id.set(g.request_id)
 

@@ -13,14 +13,13 @@ import logging
 import os
 import threading
 import time
-import uuid
 from concurrent.futures import Future
 
 import pika
 from pika.exceptions import AMQPError
 
 from broker.connection import connect
-from broker.messages import RpcError, deadline
+from broker.messages import RpcError, deadline, unique_id
 from order_worker.store import Order
 
 log = logging.getLogger(__name__)
@@ -53,6 +52,7 @@ class ReplicatedLog:
         self._link = None  # (connection, channel) of the reader, which also publishes
         self._connected = threading.Event()
         self._wake = threading.Event()  # cuts a follower's round short when this replica publishes
+        self._first_delivery, self._last_tag = False, None  # of the reader's subscription, unacked
         self._waiters = {}  # message id -> Future of the entry's outcome
         self._applied = []  # (Future, outcome) of entries applied since the last sync, for the reader only
         self._unsynced = False  # entries applied since the last sync
@@ -128,7 +128,7 @@ class ReplicatedLog:
                 channel = connection.channel()
                 channel.queue_declare(self.stream, durable=True, arguments={"x-queue-type": "stream"})
                 channel.basic_qos(prefetch_count=READ_AHEAD)
-                self._first_delivery = True
+                self._first_delivery, self._last_tag = True, None
                 channel.basic_consume(self.stream, self._on_entry,
                                       arguments={"x-stream-offset": self._resume_offset()})
                 with self._lock:
@@ -138,6 +138,9 @@ class ReplicatedLog:
                     self._wake.clear()
                     connection.process_data_events(time_limit=0.2)  # applies every entry that arrived
                     self._commit()
+                    if self._last_tag is not None:  # one ack for the round: a stream's acks are only credit
+                        channel.basic_ack(self._last_tag, multiple=True)
+                        self._last_tag = None
                     if not self._leading:
                         self._wake.wait(FOLLOWER_ROUND)
             except Diverged as exc:
@@ -160,7 +163,7 @@ class ReplicatedLog:
         """Append an entry to the stream (from the reader's thread); return the Future of its outcome."""
         if self.diverged:
             raise RpcError(503, f"this replica's order log disagrees with the stream: {self.diverged}")
-        outcome, message_id = Future(), uuid.uuid4().hex
+        outcome, message_id = Future(), unique_id()
         self._connected.wait(_time_left(self.settings.rpc_timeout))
         with self._lock:
             if self._link is None:
@@ -197,7 +200,7 @@ class ReplicatedLog:
                 waiter = self._waiters.pop(props.message_id, None)
             if waiter:
                 self._applied.append((waiter, outcome))
-        channel.basic_ack(delivery.delivery_tag)
+        self._last_tag = delivery.delivery_tag
 
     def _resume_offset(self):
         """Where to start reading: the last entry applied, which the stream must still hold (offsets
