@@ -149,7 +149,7 @@ def soak(trades, settings):
     """Push ``trades`` real trades through a fresh stack with wrk; the workers' memory before and after."""
     stack = NativeStack({"BAZAAR_NAMESPACE": settings.namespace})
     with stack as url:
-        catalog, order = stack.processes[0].pid, stack.processes[1].pid
+        catalog, order = stack.processes["catalog_worker"].pid, stack.processes["order_worker"].pid
         before = {"catalog": memory_mb(catalog), "order": memory_mb(order)}
         done, started = 0, time.monotonic()
         while done < trades:

@@ -141,7 +141,7 @@ class ReplicatedLog:
                     if self._last_tag is not None:  # one ack for the round: a stream's acks are only credit
                         channel.basic_ack(self._last_tag, multiple=True)
                         self._last_tag = None
-                    if not self._leading:
+                    if not self._leading and not self._waiters:  # nothing of its own in flight
                         self._wake.wait(FOLLOWER_ROUND)
             except Diverged as exc:
                 log.critical("%s: this replica stops applying the stream", exc)
