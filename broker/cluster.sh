@@ -88,8 +88,6 @@ up() {
     for n in "${started[@]}"; do await "$n"; done
     # A fresh node enables every feature flag, quorum_queue and stream_queue included; make sure.
     ctl 1 enable_feature_flag all
-    # Every namespace's order stream keeps a week of orders (README, "Keeping the order stream bounded").
-    ctl 1 set_policy order-stream-retention '\.orders$' '{"max-age":"7D"}' --apply-to queues >/dev/null
     local members
     members=$(ctl 1 eval 'length(rabbit_nodes:all_running()).')
     [[ $members == "${#NODES[@]}" ]] || { echo "error: only $members of ${#NODES[@]} nodes joined" >&2; exit 1; }

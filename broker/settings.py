@@ -1,6 +1,7 @@
 """Configuration for every service, read from the environment in one place."""
 import argparse
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class Settings:
     idempotency_window: float = 24 * 3600.0
     idempotency_keys: int = 500_000
     journal_segment_trades: int = 100_000
+    order_stream_max_age: str = "7D"
 
     @classmethod
     def from_env(cls, environ=os.environ):
@@ -67,11 +69,15 @@ class Settings:
             idempotency_window=env("IDEMPOTENCY_WINDOW", defaults.idempotency_window),
             idempotency_keys=env("IDEMPOTENCY_KEYS", defaults.idempotency_keys),
             journal_segment_trades=env("JOURNAL_SEGMENT_TRADES", defaults.journal_segment_trades),
+            order_stream_max_age=env("ORDER_STREAM_MAX_AGE", defaults.order_stream_max_age),
         )
 
     def __post_init__(self):
         if self.queue_type not in QUEUE_TYPES:
             raise ValueError(f"QUEUE_TYPE must be one of {', '.join(QUEUE_TYPES)}, not {self.queue_type!r}")
+        if not re.fullmatch(r"[1-9][0-9]*[YMDhms]", self.order_stream_max_age):
+            raise ValueError(f"ORDER_STREAM_MAX_AGE must be a number and a unit of Y, M, D, h, m or s (7D), "
+                             f"not {self.order_stream_max_age!r}")
 
     @property
     def amqp_urls(self):
@@ -111,6 +117,8 @@ ENVIRONMENT_HELP = """environment variables:
   IDEMPOTENCY_WINDOW, IDEMPOTENCY_KEYS   how long (s) and how many trade ids are
                     remembered for retries (default 86400, 500000)
   JOURNAL_SEGMENT_TRADES  trades per catalog journal file before it rotates (default 100000)
+  ORDER_STREAM_MAX_AGE    how long the order stream keeps entries, when an order worker
+                    creates it (default 7D; see the README to change an existing one)
   METRICS_HOST, METRICS_PORT   a worker's Prometheus metrics (default 127.0.0.1, 0 = none);
                     the frontend serves them on /metrics instead"""
 

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import Future
 
 import pika
-from pika.exceptions import AMQPError
+from pika.exceptions import AMQPError, ChannelClosedByBroker
 
 from broker.connection import connect
 from broker.messages import RpcError, deadline, unique_id
@@ -125,8 +125,7 @@ class ReplicatedLog:
             except (AMQPError, OSError):
                 return  # only reraised once stopping
             try:
-                channel = connection.channel()
-                channel.queue_declare(self.stream, durable=True, arguments={"x-queue-type": "stream"})
+                channel = self._declare_stream(connection)
                 channel.basic_qos(prefetch_count=READ_AHEAD)
                 self._first_delivery, self._last_tag = True, None
                 channel.basic_consume(self.stream, self._on_entry,
@@ -158,6 +157,23 @@ class ReplicatedLog:
                         connection.close()
         if self.diverged and on_diverged:
             on_diverged(self.diverged)
+
+    def _declare_stream(self, connection):
+        """A channel on the order stream, made if missing with ORDER_STREAM_MAX_AGE as its retention.
+
+        An existing stream is taken as it is (declaring it with other arguments would be refused):
+        its retention is changed with a policy (README)."""
+        channel = connection.channel()
+        try:
+            channel.queue_declare(self.stream, passive=True)
+            return channel
+        except ChannelClosedByBroker as exc:
+            if exc.reply_code != 404:
+                raise
+        channel = connection.channel()
+        channel.queue_declare(self.stream, durable=True, arguments={
+            "x-queue-type": "stream", "x-max-age": self.settings.order_stream_max_age})
+        return channel
 
     def _publish(self, kind, body):
         """Append an entry to the stream (from the reader's thread); return the Future of its outcome."""

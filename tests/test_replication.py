@@ -1,5 +1,4 @@
 """Order log replication through the stream: catch-up, stale copies, and a zombie leader."""
-import json
 import os
 import shutil
 import subprocess
@@ -36,19 +35,10 @@ def replica(settings, data_dir, on_diverged=None):
         orders.close()
 
 
-@contextmanager
-def stream_retention(settings, max_age):
-    """A policy (as the README sets one) keeping the test's order stream ``max_age``, in tiny segments."""
-    if not shutil.which("rabbitmqctl"):
-        pytest.skip("needs rabbitmqctl on the broker's host")
-    name, pattern = settings.namespace, f"^{settings.queue('orders')}$".replace(".", r"\.")
-    definition = json.dumps({"max-age": max_age, "stream-max-segment-size-bytes": 2000})
-    subprocess.run(["rabbitmqctl", "-q", "set_policy", name, pattern, definition, "--apply-to", "queues"],
-                   check=True, capture_output=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "clear_policy", name], check=True, capture_output=True)
+def declare_stream(settings, admin, **arguments):
+    """Make the test's order stream before any replica does."""
+    admin.channel.queue_declare(settings.queue("orders"), durable=True,
+                                arguments={"x-queue-type": "stream", **arguments})
 
 
 def wait_for_reason(reasons, timeout=10):
@@ -138,24 +128,32 @@ def test_a_log_that_disagrees_with_the_stream_stops_the_replica(settings, tmp_pa
             diverged.lead()
 
 
-def test_a_replica_the_streams_retention_left_behind_stops_and_says_why(settings, tmp_path):
-    with stream_retention(settings, "1s"):
-        with replica(settings, tmp_path / "a") as leader:
-            for n in range(40):
-                trade(leader, n)
-            time.sleep(1.5)
-            for n in range(40, 80):  # new segments, so the old ones expire
-                trade(leader, n)
-        reasons = []
-        with replica(settings, tmp_path / "new", on_diverged=reasons.append) as late:
-            assert "retention dropped entries" in wait_for_reason(reasons)
-            assert late.orders.next_number == 0  # nothing applied from the middle of the log
-            with pytest.raises(RpcError):
-                late.lead()
-        # The order worker itself then exits, saying why, rather than lead with a log it cannot trust.
-        env = {**os.environ, "AMQP_URL": settings.amqp_url, "BAZAAR_NAMESPACE": settings.namespace,
-               "DATA_DIR": str(tmp_path / "process")}
-        worker = subprocess.run([sys.executable, "-m", "order_worker"], env=env, cwd=ROOT, capture_output=True,
-                                text=True, timeout=30)
-        assert worker.returncode == 1 and "retention dropped entries" in worker.stderr
+def test_a_stream_an_order_worker_makes_keeps_order_stream_max_age(settings, tmp_path, admin):
+    with replica(replace(settings, order_stream_max_age="3D"), tmp_path / "a") as leader:
+        trade(leader, 0)
+    # RabbitMQ refuses to redeclare a stream with another retention, naming the one it has.
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="current is '3D'"):
+        declare_stream(settings, admin, **{"x-max-age": "1D"})
+
+
+def test_a_replica_the_streams_retention_left_behind_stops_and_says_why(settings, tmp_path, admin):
+    declare_stream(settings, admin, **{"x-max-age": "1s", "x-stream-max-segment-size-bytes": 2000})
+    with replica(settings, tmp_path / "a") as leader:  # takes the stream as it is
+        for n in range(40):
+            trade(leader, n)
+        time.sleep(1.5)
+        for n in range(40, 80):  # new segments, so the old ones expire
+            trade(leader, n)
+    reasons = []
+    with replica(settings, tmp_path / "new", on_diverged=reasons.append) as late:
+        assert "retention dropped entries" in wait_for_reason(reasons)
+        assert late.orders.next_number == 0  # nothing applied from the middle of the log
+        with pytest.raises(RpcError):
+            late.lead()
+    # The order worker itself then exits, saying why, rather than lead with a log it cannot trust.
+    env = {**os.environ, "AMQP_URL": settings.amqp_url, "BAZAAR_NAMESPACE": settings.namespace,
+           "DATA_DIR": str(tmp_path / "process")}
+    worker = subprocess.run([sys.executable, "-m", "order_worker"], env=env, cwd=ROOT, capture_output=True,
+                            text=True, timeout=30)
+    assert worker.returncode == 1 and "retention dropped entries" in worker.stderr
 

@@ -50,3 +50,10 @@ def test_amqp_url_lists_several_brokers():
 def test_an_unknown_queue_type_is_refused():
     with pytest.raises(ValueError, match="QUEUE_TYPE must be one of quorum, classic"):
         Settings.from_env({"QUEUE_TYPE": "stream"})
+
+
+@pytest.mark.parametrize("age", ["7", "D", "0D", "7 days", "1.5h"])
+def test_an_order_stream_max_age_rabbitmq_would_refuse_is_refused(age):
+    with pytest.raises(ValueError, match="ORDER_STREAM_MAX_AGE must be a number and a unit"):
+        Settings.from_env({"ORDER_STREAM_MAX_AGE": age})
+    assert Settings.from_env({"ORDER_STREAM_MAX_AGE": "36h"}).order_stream_max_age == "36h"
