@@ -178,7 +178,7 @@ class ReplicatedLog:
     def _publish(self, kind, body):
         """Append an entry to the stream (from the reader's thread); return the Future of its outcome."""
         if self.diverged:
-            raise RpcError(503, f"this replica's order log disagrees with the stream: {self.diverged}")
+            raise RpcError(503, "this order replica cannot follow the order stream")  # why: in its log
         outcome, message_id = Future(), unique_id()
         self._connected.wait(_time_left(self.settings.rpc_timeout))
         with self._lock:
