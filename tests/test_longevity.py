@@ -1,12 +1,19 @@
-"""bench.longevity on a small scale, so the commands the README gives keep working."""
+"""bench.longevity on a small scale, so the command the README gives keeps working."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from bench import longevity
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-def test_longevity_and_soak_run_and_report(capsys):
-    longevity.main(["--trades", "20000", "--repeats", "20", "--soak", "--soak-trades", "500"])
-    out = capsys.readouterr().out
-    assert "| catalog |" in out and "| order |" in out and "GET /orders/19999: p50" in out
-    assert "soak: " in out
+def test_longevity_and_soak_run_and_report(amqp_url):
+    result = subprocess.run([sys.executable, "-m", "bench.longevity", "--trades", "20000", "--repeats", "20",
+                             "--soak", "--soak-trades", "500"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=180, env={**os.environ, "AMQP_URL": amqp_url})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| catalog |" in result.stdout and "| order |" in result.stdout
+    assert "GET /orders/19999: p50" in result.stdout and "soak: " in result.stdout
