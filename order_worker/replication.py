@@ -126,6 +126,7 @@ class ReplicatedLog:
                 return  # only reraised once stopping
             try:
                 channel = self._declare_stream(connection)
+                channel.add_on_cancel_callback(self._on_cancelled)
                 channel.basic_qos(prefetch_count=READ_AHEAD)
                 self._first_delivery, self._last_tag = True, None
                 channel.basic_consume(self.stream, self._on_entry,
@@ -162,7 +163,8 @@ class ReplicatedLog:
         """A channel on the order stream, made if missing with ORDER_STREAM_MAX_AGE as its retention.
 
         An existing stream is taken as it is (declaring it with other arguments would be refused):
-        its retention is changed with a policy (README)."""
+        its retention is changed with a policy (README). A replica that has read a stream which is
+        gone (deleted, or a broker that lost its data) does not make a new one to lead on."""
         channel = connection.channel()
         try:
             channel.queue_declare(self.stream, passive=True)
@@ -170,10 +172,16 @@ class ReplicatedLog:
         except ChannelClosedByBroker as exc:
             if exc.reply_code != 404:
                 raise
+        if self._position > 0:
+            raise Diverged(f"the order stream {self.stream} is gone, and this replica has read "
+                           f"{self._position} entries of it (deleted? a broker that lost its data?)")
         channel = connection.channel()
         channel.queue_declare(self.stream, durable=True, arguments={
             "x-queue-type": "stream", "x-max-age": self.settings.order_stream_max_age})
         return channel
+
+    def _on_cancelled(self, _frame):
+        raise ConnectionError("RabbitMQ cancelled the order stream's consumer (stream deleted?)")
 
     def _publish(self, kind, body):
         """Append an entry to the stream (from the reader's thread); return the Future of its outcome."""

@@ -155,3 +155,15 @@ def test_a_replica_the_streams_retention_left_behind_stops_and_says_why(settings
                             text=True, timeout=30)
     assert worker.returncode == 1 and "retention dropped entries" in worker.stderr
 
+
+
+def test_a_replica_whose_stream_is_deleted_stops_and_makes_no_new_one(settings, tmp_path, admin):
+    reasons = []
+    with replica(settings, tmp_path / "a", on_diverged=reasons.append) as leader:
+        for n in range(3):
+            trade(leader, n)
+        admin.channel.queue_delete(settings.queue("orders"))
+        assert "is gone" in wait_for_reason(reasons)
+    # A new, empty stream would have this replica wait forever at its old position.
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="NOT_FOUND"):
+        admin.channel.queue_declare(settings.queue("orders"), passive=True)
