@@ -20,12 +20,12 @@ def _channel(settings):
 
 
 def serve(settings):
-    """Answer every request on the echo queue with its own body, acking just before the reply like the workers."""
+    """Answer every request on the echo queue with its own body, acking after the reply like the workers."""
     _, channel = _channel(settings)
 
     def echo(ch, delivery, props, body):
-        ch.basic_ack(delivery.delivery_tag)
         ch.basic_publish("", props.reply_to, body, pika.BasicProperties(correlation_id=props.correlation_id))
+        ch.basic_ack(delivery.delivery_tag)
 
     channel.basic_qos(prefetch_count=settings.prefetch)
     channel.basic_consume(settings.queue("echo"), echo)

@@ -42,7 +42,7 @@ class RpcServer:
 
     A handler takes the request's JSON object and returns the reply's ``data`` (or a Reply
     with events to publish) or raises RpcError; every server also answers ``ping``, so callers
-    can check that it consumes. A request is acked once handled, just before its reply; a malformed
+    can check that it consumes. A request is acked once handled and answered (``_finish``); a malformed
     request gets a 400 reply when it can, and is dead-lettered either way. A request whose
     caller has stopped waiting (it sat in this worker's prefetch while the worker was busy or
     frozen) is dead-lettered unhandled, so a request that timed out is not executed later.
@@ -176,22 +176,39 @@ class RpcServer:
         except Exception:  # noqa: BLE001 - a bug in one request must not stop the worker
             log.exception("%s failed", method)
             reply, status = RpcError(500, f"internal error in {self.service}.{method}").envelope(), 500
-        for message in publications:
-            self._on_channel(channel, channel.basic_publish, *message)
-        # Ack before replying: a reply to a caller whose node died makes RabbitMQ 3.10 close this
-        # connection, and an unacked request would then crash every consumer it is redelivered to.
-        self._on_channel(channel, channel.basic_ack, delivery.delivery_tag)
-        self._reply(channel, props, reply)
+        self._on_channel(channel, self._finish, channel, publications, delivery,
+                         ("", props.reply_to, encode(reply), self._reply_properties(props)))
         elapsed = time.perf_counter() - started
         RPC_HANDLED.labels(self.service, method, status).inc()
         RPC_HANDLING_DURATION.labels(self.service, method).observe(elapsed)
         log.info("%s from %s: %d in %.2fms", method, props.app_id, status, elapsed * 1000)
         request_id.reset(token)
 
+    @staticmethod
+    def _finish(channel, publications, delivery, reply):
+        """Publish a handled request's events and its reply, and ack it, on the consumer's thread.
+
+        The reply goes before the ack: SIGKILL resets the connection, and RabbitMQ drops what it
+        had not read of it yet, so of the last frames only the first may count. A reply without
+        its ack costs a second, idempotent handling; an ack without its reply would leave the
+        caller with a 504. A redelivered request is acked first, though: if its caller's node has
+        died, replying makes RabbitMQ 3.10 close this connection, and unacked the request would go
+        on to crash every consumer it is redelivered to.
+        """
+        for message in publications:
+            channel.basic_publish(*message)
+        if delivery.redelivered:
+            channel.basic_ack(delivery.delivery_tag)
+        channel.basic_publish(*reply)
+        if not delivery.redelivered:
+            channel.basic_ack(delivery.delivery_tag)
+
     def _reply(self, channel, request, reply):
-        props = properties(self.service, request.type,
-                           correlation_id=request.correlation_id)
-        self._on_channel(channel, channel.basic_publish, "", request.reply_to, encode(reply), props)
+        self._on_channel(channel, channel.basic_publish, "", request.reply_to, encode(reply),
+                         self._reply_properties(request))
+
+    def _reply_properties(self, request):
+        return properties(self.service, request.type, correlation_id=request.correlation_id)
 
 
 def serve_until_signalled(server):
