@@ -144,3 +144,25 @@ def test_poison_messages_are_dead_lettered(server, settings, rpc, admin, body, p
     if reply:
         assert json.loads(admin.get(replies)[1])["error"]["code"] == reply
     assert rpc.call("echo", "echo", {"ok": 1}) == {"ok": 1}
+
+
+class RecordingChannel:
+    def __init__(self):
+        self.calls = []
+
+    def basic_publish(self, exchange, routing_key, body, properties=None):
+        self.calls.append(("publish", routing_key))
+
+    def basic_ack(self, delivery_tag):
+        self.calls.append(("ack", delivery_tag))
+
+
+@pytest.mark.parametrize("redelivered, order", [
+    (False, [("publish", "event"), ("publish", "caller"), ("ack", 7)]),  # a kill loses no reply
+    (True, [("publish", "event"), ("ack", 7), ("publish", "caller")]),  # an orphan's reply crashes once
+])
+def test_a_reply_goes_before_its_ack_unless_the_request_was_redelivered(redelivered, order):
+    channel = RecordingChannel()
+    delivery = pika.spec.Basic.Deliver(delivery_tag=7, redelivered=redelivered)
+    RpcServer._finish(channel, [("", "event", b"{}", None)], delivery, ("", "caller", b"{}", None))
+    assert channel.calls == order
