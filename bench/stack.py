@@ -1,5 +1,6 @@
 """Start and stop a native stack (catalog worker, order worker, frontend) in a namespace of its own."""
 import os
+import random
 import shutil
 import signal
 import socket
@@ -31,16 +32,27 @@ def free_port():
 
 
 def free_ports(count):
-    """``count`` distinct TCP ports that were free on 127.0.0.1 a moment ago (held together while
-    chosen, so the kernel cannot hand out one twice)."""
-    sockets = [socket.socket() for _ in range(count)]
+    """``count`` distinct TCP ports that were free on 127.0.0.1 a moment ago.
+
+    They lie below the kernel's ephemeral range (where bind(0) and outgoing connections take
+    theirs), so a service killed and started again finds its port still free: a port from that
+    range had been taken meanwhile by some connection's local end, now and then.
+    """
     try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+        first_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except OSError:
+        first_ephemeral = 32768  # Linux's default
+    ports = []
+    while len(ports) < count:
+        port = random.randrange(10000, max(first_ephemeral, 10001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def leading_replica(logs, timeout=10):
