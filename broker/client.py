@@ -103,13 +103,13 @@ class RpcClient:
             log.warning("lost connection to the message broker: %r", exc)
             raise RpcError(503, BROKER_UNAVAILABLE) from None
         except RpcError as exc:
-            if exc.code != 504:
-                self._give_back(link)
-                raise
             # No reply in time: the channel itself may be what is stuck (RabbitMQ 3.10 can leave a
             # channel opened during a quorum queue's leader election sending to the dead leader), so
             # the next call gets a new one.
-            link.close()
+            if exc.code == 504:
+                link.close()
+            else:
+                self._give_back(link)
             raise
         except BaseException:
             self._give_back(link)

@@ -42,8 +42,8 @@ class RpcServer:
 
     A handler takes the request's JSON object and returns the reply's ``data`` (or a Reply
     with events to publish) or raises RpcError; every server also answers ``ping``, so callers
-    can check that it consumes. A request is acked once handled and answered (``_finish``); a malformed
-    request gets a 400 reply when it can, and is dead-lettered either way. A request whose
+    can check that it consumes. A request is acked once handled and answered (``_finish``); a
+    malformed request gets a 400 reply when it can, and is dead-lettered either way. A request whose
     caller has stopped waiting (it sat in this worker's prefetch while the worker was busy or
     frozen) is dead-lettered unhandled, so a request that timed out is not executed later.
 
