@@ -31,6 +31,14 @@ READ_AHEAD = 500  # stream entries in flight to the reader (streams need a prefe
 FOLLOWER_ROUND = 0.05
 
 
+def stream_is_gone(exc):
+    """Whether a refused passive declare means no such queue, not one whose node is down or starting.
+
+    RabbitMQ answers 404 to both; only the reply text tells "no queue 'x' in vhost" from "home node
+    of durable queue 'x' is down or inaccessible", which a restarting broker gives for a while."""
+    return exc.reply_code == 404 and "no queue" in exc.reply_text
+
+
 class Diverged(Exception):
     """The order log holds a different order than the stream at the same number."""
 
@@ -170,8 +178,8 @@ class ReplicatedLog:
             channel.queue_declare(self.stream, passive=True)
             return channel
         except ChannelClosedByBroker as exc:
-            if exc.reply_code != 404:
-                raise
+            if not stream_is_gone(exc):
+                raise  # e.g. its node still starting: reconnect and look again
         if self._position > 0:
             raise Diverged(f"the order stream {self.stream} is gone, and this replica has read "
                            f"{self._position} entries of it (deleted? a broker that lost its data?)")

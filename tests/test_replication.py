@@ -13,7 +13,7 @@ import pika
 import pytest
 
 from broker import RpcError
-from order_worker.replication import ORDER, ReplicatedLog
+from order_worker.replication import ORDER, ReplicatedLog, stream_is_gone
 from order_worker.store import OrderLog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,3 +167,13 @@ def test_a_replica_whose_stream_is_deleted_stops_and_makes_no_new_one(settings, 
     # A new, empty stream would have this replica wait forever at its old position.
     with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="NOT_FOUND"):
         admin.channel.queue_declare(settings.queue("orders"), passive=True)
+
+
+@pytest.mark.parametrize("text, gone", [
+    ("NOT_FOUND - no queue 'ns.orders' in vhost '/'", True),
+    # What a broker answers between start_app and its streams being up again: not a lost stream.
+    ("NOT_FOUND - home node 'rabbit@localhost' of durable queue 'ns.orders' in vhost '/' is down or "
+     "inaccessible", False),
+])
+def test_only_no_such_queue_means_the_stream_is_gone(text, gone):
+    assert stream_is_gone(pika.exceptions.ChannelClosedByBroker(404, text)) is gone
