@@ -1,5 +1,6 @@
 """bench.longevity on a small scale, so the command the README gives keeps working."""
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="the soak needs wrk (apt-get install wrk)")
 def test_longevity_and_soak_run_and_report(amqp_url):
     result = subprocess.run([sys.executable, "-m", "bench.longevity", "--trades", "20000", "--repeats", "20",
                              "--soak", "--soak-trades", "500"], cwd=ROOT, capture_output=True, text=True,
