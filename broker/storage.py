@@ -146,6 +146,12 @@ class AppendLog:
         with FSYNC_DURATION.time():
             os.fdatasync(self._fd)
 
+    def truncate(self, size):
+        """Cut the log to its first ``size`` bytes, durably."""
+        os.ftruncate(self._fd, size)
+        os.fsync(self._fd)
+        self.size = size
+
     def read(self, offset, length):
         """Up to ``length`` bytes of the log from ``offset``."""
         return os.pread(self._fd, length, offset)
@@ -158,9 +164,7 @@ class AppendLog:
         complete = self.size - len(tail) + tail.rfind(b"\n") + 1
         if complete < self.size:
             log.warning("%s: dropping torn last line %r left by a crash", self.path, tail[complete - self.size:])
-            os.ftruncate(self._fd, complete)
-            os.fsync(self._fd)
-            self.size = complete
+            self.truncate(complete)
 
 
 class LineIndex:

@@ -20,7 +20,7 @@ from pika.exceptions import AMQPError, ChannelClosedByBroker
 
 from broker.connection import connect
 from broker.messages import RpcError, deadline, unique_id
-from order_worker.store import Order
+from order_worker.store import Corrupt, Order
 
 log = logging.getLogger(__name__)
 STREAM = "orders"
@@ -55,7 +55,10 @@ class ReplicatedLog:
         self.settings, self.orders = settings, orders
         self.stream = settings.queue(STREAM)
         self._position_file = settings.data_dir / "stream_position"
-        self._position, self._next = self._load_position()
+        # The entry after the last one applied, the next number there, and that last entry's message id.
+        self._position, self._next, self._last_id = self._load_position()
+        if self._next < orders.next_number:
+            orders.rewind(self._next)  # the entries from there are decided again, as the first time
         self._lock = threading.RLock()  # guards the fields below, shared by handlers and the reader
         self._link = None  # (connection, channel) of the reader, which also publishes
         self._connected = threading.Event()
@@ -74,7 +77,11 @@ class ReplicatedLog:
         return self.orders.get(number)
 
     def find(self, trade_id):
-        return self.orders.find(trade_id)
+        """The order of a trade id in the window of a proposal made now."""
+        return self.orders.find(trade_id, _now_ms())
+
+    def has_seq(self, catalog_seq):
+        return self.orders.has_seq(catalog_seq)
 
     @property
     def seq_floor(self):
@@ -107,10 +114,10 @@ class ReplicatedLog:
         for _ in range(2):  # a second try after another writer took our number and we caught up
             self.lead()
             with self._lock:
-                if (order := self.orders.find(trade_id)) is not None:
+                if (order := self.find(trade_id)) is not None:
                     return order
                 if (proposal := self._pending.get(trade_id)) is None:
-                    order = Order(self._proposed, name, order_type, quantity, trade_id, catalog_seq)
+                    order = Order(self._proposed, name, order_type, quantity, trade_id, catalog_seq, _now_ms())
                     proposal = self._publish(ORDER, json.dumps(order._asdict()).encode())
                     self._pending[trade_id], self._proposed = proposal, self._proposed + 1
             try:
@@ -134,6 +141,8 @@ class ReplicatedLog:
                 return  # only reraised once stopping
             try:
                 channel = self._declare_stream(connection)
+                if self._position:
+                    self._check_length(connection)
                 channel.add_on_cancel_callback(self._on_cancelled)
                 channel.basic_qos(prefetch_count=READ_AHEAD)
                 self._first_delivery, self._last_tag = True, None
@@ -225,9 +234,12 @@ class ReplicatedLog:
                 raise Diverged(f"the order stream now starts at offset {offset}, after this replica's position "
                                f"{self._position}: its retention dropped entries this replica never read; give "
                                f"it a copy of another replica's data directory")
+        if offset == self._position - 1 and self._last_id not in (None, props.message_id or ""):
+            raise Diverged(f"the order stream holds another entry at offset {offset} ({props.message_id}) than "
+                           f"the one this replica applied there ({self._last_id}): the stream was replaced")
         if offset >= self._position:  # a chunk may start before the offset asked for
             outcome = self._apply(props.type, body)
-            self._position, self._unsynced = offset + 1, True
+            self._position, self._last_id, self._unsynced = offset + 1, props.message_id or "", True
             with self._lock:
                 waiter = self._waiters.pop(props.message_id, None)
             if waiter:
@@ -263,36 +275,66 @@ class ReplicatedLog:
         return self.orders.find(order.trade_id)
 
     def _accept(self, order):
-        """An order is accepted iff it has the next number and its trade has no number yet."""
-        if order.number != self._next:
-            return
-        known = self.orders.find(order.trade_id)
-        if known is not None and known.number < self._next:
+        """An order is accepted iff it has the next number and its trade has no number in the window
+        at the order's own time. The window holds exactly the entries accepted before it (``rewind``),
+        so the decision depends on the stream alone: no clock, restart or arrival time enters it."""
+        if order.number != self._next or self.orders.find(order.trade_id, order.time_ms) is not None:
             return
         if order.number < self.orders.next_number:  # catching up over a log we already have
-            if self.orders.get(order.number).trade_id != order.trade_id:
-                raise Diverged(f"order {order.number} is {self.orders.get(order.number).trade_id} in the "
-                               f"log but {order.trade_id} in the stream")
+            try:
+                logged = self.orders.get(order.number)
+            except Corrupt as exc:
+                raise Diverged(str(exc)) from None
+            if logged != order:
+                raise Diverged(f"order {order.number} is {logged} in the log but {order} in the stream")
+            self.orders.remember(order)
         else:
             self.orders.append(order, sync=False)
         self._next += 1
 
     def _load_position(self):
-        """Where to resume reading, and the next number there: saved, or the stream's start."""
+        """Where to resume reading, the next number there and the message id of the entry before it
+        (None if unknown): saved, or the stream's start."""
         try:
-            offset, next_number = map(int, self._position_file.read_text().split())
+            offset, next_number, *last_id = self._position_file.read_text().split()
+            offset, next_number = int(offset), int(next_number)
         except (OSError, ValueError):
-            return 0, 0
+            return 0, 0, None
         # A log older than the saved position (restored, emptied, cut) is caught up from the start.
-        return (offset, next_number) if next_number <= self.orders.next_number else (0, 0)
+        if next_number > self.orders.next_number:
+            return 0, 0, None
+        return offset, next_number, (last_id[0].strip("-") if last_id else None)
 
     def _save_position(self):
         # Written after the log's fsync and not synced itself: at worst it lags, and reading resumes earlier.
         fd = os.open(self._position_file, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
-            os.pwrite(fd, f"{self._position} {self._next}".ljust(40).encode() + b"\n", 0)
+            line = f"{self._position} {self._next} {self._last_id or '-'}"
+            os.pwrite(fd, line.ljust(80).encode() + b"\n", 0)
         finally:
             os.close(fd)
+
+    def _check_length(self, connection):
+        """Stop if the stream ends before this replica's position: a broker that lost its tail (stream
+        segments are not fsynced). A sync marker appended now gets the stream's next offset, which a
+        consumer from the stream's last chunk reads back; AMQP has no other way to tell a length."""
+        channel, marker, seen = connection.channel(), unique_id(), {}
+        channel.basic_publish("", self.stream, b"{}", pika.BasicProperties(
+            type=SYNC, message_id=marker, app_id=f"order-{self.settings.replica_id}", delivery_mode=2))
+        channel.basic_qos(prefetch_count=READ_AHEAD)
+        channel.basic_consume(self.stream, lambda _ch, _d, props, _b: seen.update(
+            {props.message_id: int(props.headers["x-stream-offset"])}), auto_ack=False,
+            arguments={"x-stream-offset": "last"})
+        ends = time.monotonic() + self.settings.rpc_timeout
+        while marker not in seen:
+            if time.monotonic() > ends:
+                raise ConnectionError("no answer from the order stream in time")
+            connection.process_data_events(time_limit=0.1)
+        channel.close()
+        if seen[marker] < self._position:
+            raise Diverged(f"the order stream ends at offset {seen[marker]}, before this replica's position "
+                           f"{self._position}: the broker lost entries this replica applied (an OS crash of a "
+                           f"node?); copy a replica's data directory that matches the stream, or start over")
 
     def _disconnect(self, error):
         with self._lock:
@@ -301,6 +343,11 @@ class ReplicatedLog:
             waiters, self._waiters = self._waiters, {}
         for waiter in waiters.values():
             waiter.set_exception(error)
+
+
+def _now_ms():
+    """The time a proposal carries: its replicas' idempotency window is measured from it."""
+    return int(time.time() * 1000)
 
 
 def _time_left(default):
