@@ -20,6 +20,8 @@ from pika.exceptions import AMQPError, ChannelClosedByBroker
 
 from broker.connection import connect
 from broker.messages import RpcError, deadline, unique_id
+from broker.server import StepDown
+from order_worker.disk import DiskHealth, StorageFault
 from order_worker.store import Corrupt, Order
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ READ_AHEAD = 500  # stream entries in flight to the reader (streams need a prefe
 # A follower is on nobody's critical path: it reads and fsyncs in rounds this long (at most),
 # leaving the CPUs and the disk to the leader between them.
 FOLLOWER_ROUND = 0.05
+PROBE_EVERY = 1.0  # seconds between checks whether a disk with a fault takes writes again
 
 
 def stream_is_gone(exc):
@@ -55,10 +58,9 @@ class ReplicatedLog:
         self.settings, self.orders = settings, orders
         self.stream = settings.queue(STREAM)
         self._position_file = settings.data_dir / "stream_position"
-        # The entry after the last one applied, the next number there, and that last entry's message id.
-        self._position, self._next, self._last_id = self._load_position()
-        if self._next < orders.next_number:
-            orders.rewind(self._next)  # the entries from there are decided again, as the first time
+        self._resume_from_saved_position()
+        self.disk = DiskHealth(settings.data_dir, settings.fsync_limit)
+        self._on_step_down = None  # called when this replica, leading, stops because of its disk
         self._lock = threading.RLock()  # guards the fields below, shared by handlers and the reader
         self._link = None  # (connection, channel) of the reader, which also publishes
         self._connected = threading.Event()
@@ -88,7 +90,14 @@ class ReplicatedLog:
         return self.orders.seq_floor
 
     def require_space(self):
-        self.orders.require_space()
+        """Raise the 507 if the disk is too full to log a trade; a leader steps down instead (StepDown)."""
+        try:
+            self.orders.require_space()
+        except RpcError:
+            fault = self.disk.report("full", "the disk has less room than a trade needs")
+            if self._stand_down(fault):
+                raise StepDown(str(fault)) from None
+            raise
 
     @property
     def leading(self):
@@ -104,14 +113,19 @@ class ReplicatedLog:
         with self._lead_lock:
             if self._leading:
                 return
+            if self.disk.fault and not self.disk.probe():
+                raise self.disk.fault.error()  # made active anyway: no standby can serve either
             next_number = self._wait(self._publish(SYNC, b"{}"), "reading the order stream to its end")
             with self._lock:
                 self._proposed, self._leading = next_number, True
             log.info("leading: the next transaction number is %d", next_number)
 
-    def record(self, trade_id, name, order_type, quantity, catalog_seq):
-        """Number an applied trade through the stream, unless it already has a number."""
+    def record(self, trade_id, name, order_type, quantity, catalog_seq, take_lead=True):
+        """Number an applied trade through the stream, unless it already has a number; without
+        ``take_lead``, only while leading already (else None)."""
         for _ in range(2):  # a second try after another writer took our number and we caught up
+            if not take_lead and not self._leading:
+                return None
             self.lead()
             with self._lock:
                 if (order := self.find(trade_id)) is not None:
@@ -131,9 +145,11 @@ class ReplicatedLog:
             self.resign()
         raise RpcError(503, "the order log changed leader during the trade; retry it")
 
-    def run(self, stopping, on_diverged=None):
+    def run(self, stopping, on_diverged=None, on_step_down=None):
         """Read the stream into the order log until ``stopping`` is set, reconnecting as needed;
-        if the log cannot follow the stream any more, stop and call ``on_diverged(reason)``."""
+        if the log cannot follow the stream any more, stop and call ``on_diverged(reason)``. A leader
+        whose disk fails calls ``on_step_down()`` (another replica should get the requests)."""
+        self._on_step_down = on_step_down
         while not stopping.is_set() and not self.diverged:
             try:
                 connection = connect(self.settings, f"order-{self.settings.replica_id}.stream", stopping)
@@ -163,11 +179,14 @@ class ReplicatedLog:
             except Diverged as exc:
                 log.critical("%s: this replica stops applying the stream", exc)
                 self.diverged = str(exc)
+            except StorageFault as fault:
+                self._recover(fault, stopping)
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
                 log.warning("lost the order stream: %r", exc)
                 stopping.wait(0.2)
             finally:
-                self._disconnect(RpcError(503, "lost the connection to the order stream"))
+                self._disconnect(StepDown(str(self.disk.fault)) if self.disk.fault else
+                                 RpcError(503, "lost the connection to the order stream"))
                 if connection.is_open:
                     # Closing nacks the entries still in flight, which a stream refuses by closing
                     # the connection: that is the end wanted anyway.
@@ -175,6 +194,36 @@ class ReplicatedLog:
                         connection.close()
         if self.diverged and on_diverged:
             on_diverged(self.diverged)
+
+    def watch_disk(self, stopping):
+        """Step down while leading if a write of the log stalls (the reader is stuck in it)."""
+        while not stopping.wait(0.2):
+            if self._leading and (fault := self.disk.stalled()):
+                self._stand_down(fault)
+
+    def _stand_down(self, fault):
+        """Stop leading because of a storage fault: every writer waiting hears StepDown, and a leader
+        gives up the order queue so that a standby takes its requests; return whether it led."""
+        with self._lock:
+            was_leading, self._leading = self._leading, False
+            waiting = [*self._waiters.values(), *(waiter for waiter, _ in self._applied)]
+        for waiter in waiting:
+            if not waiter.done():
+                waiter.set_exception(StepDown(str(fault)))
+        if was_leading and self._on_step_down:
+            self._on_step_down()
+        return was_leading
+
+    def _recover(self, fault, stopping):
+        """After a failed write: stand down, forget what is not durable, and read on from the last
+        saved position once the disk takes writes again (probed every PROBE_EVERY seconds)."""
+        self._stand_down(fault)
+        self._applied, self._unsynced = [], False
+        self.orders.reload()
+        self._resume_from_saved_position()
+        while not self.disk.probe():
+            if stopping.wait(PROBE_EVERY):
+                return
 
     def _declare_stream(self, connection):
         """A channel on the order stream, made if missing with ORDER_STREAM_MAX_AGE as its retention.
@@ -256,10 +305,12 @@ class ReplicatedLog:
         """Group commit: one fsync for the entries applied in a round, then their writers hear of them."""
         if not self._unsynced:
             return
-        self.orders.sync()
-        self._save_position()
+        with self.disk.writing("an fsync of the order log"):
+            self.orders.sync()
+            self._save_position()
         for waiter, outcome in self._applied:
-            waiter.set_result(outcome)
+            if not waiter.done():  # a writer already told to step down is not told otherwise
+                waiter.set_result(outcome)
         self._applied, self._unsynced = [], False
 
     def _apply(self, kind, body):
@@ -289,8 +340,16 @@ class ReplicatedLog:
                 raise Diverged(f"order {order.number} is {logged} in the log but {order} in the stream")
             self.orders.remember(order)
         else:
-            self.orders.append(order, sync=False)
+            with self.disk.writing("an append to the order log"):
+                self.orders.append(order, sync=False)
         self._next += 1
+
+    def _resume_from_saved_position(self):
+        """Take the saved position: the entry after the last one applied, the next number there, and
+        that last entry's message id; the window is rewound to it, to decide what follows again."""
+        self._position, self._next, self._last_id = self._load_position()
+        if self._next < self.orders.next_number:
+            self.orders.rewind(self._next)
 
     def _load_position(self):
         """Where to resume reading, the next number there and the message id of the entry before it

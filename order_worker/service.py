@@ -68,7 +68,11 @@ class OrderService:
                                    timeout=self.catalog_timeout)
         for t in missed:
             if not self.orders.has_seq(t["seq"]):
-                order = self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"])
+                # Only while leading: a replica that lost the lead (frozen, cut off) must not take it back.
+                order = self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"],
+                                           take_lead=False)
+                if order is None:
+                    return
                 log.warning("reconciled trade %s as transaction %d", t["trade_id"], order.number)
 
     def reconcile_when_uncertain(self, stopping):

@@ -76,6 +76,7 @@ class OrderLog:
     """
 
     def __init__(self, data_dir, window_seconds=24 * 3600, window_keys=500_000):
+        self._arguments = data_dir, window_seconds, window_keys
         data_dir.mkdir(parents=True, exist_ok=True)
         path = data_dir / "order_log.csv"
         _migrate(path)
@@ -149,6 +150,16 @@ class OrderLog:
     def sync(self):
         """Make every order appended so far durable."""
         self._log.sync()
+
+    def reload(self):
+        """Forget what was appended since the last fsync (a write failed: it may not be on the disk),
+        and read the log again from the file."""
+        try:
+            self._log.truncate(self._log.synced)
+        except OSError as exc:  # the disk refuses even that: the file is read as it is
+            log.warning("could not cut the order log back to its last fsync: %s", exc)
+        self._log.close()
+        self.__init__(*self._arguments)
 
     def close(self):
         self._log.close()
