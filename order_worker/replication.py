@@ -401,7 +401,8 @@ class ReplicatedLog:
             self._connected.clear()
             waiters, self._waiters = self._waiters, {}
         for waiter in waiters.values():
-            waiter.set_exception(error)
+            if not waiter.done():  # one told to step down already
+                waiter.set_exception(error)
 
 
 def _now_ms():

@@ -20,18 +20,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def replica(settings, data_dir, on_diverged=None):
-    """A ReplicatedLog on ``data_dir`` reading the test's stream in a thread of its own."""
+def replica(settings, data_dir, on_diverged=None, on_step_down=None):
+    """A ReplicatedLog on ``data_dir`` reading the test's stream in a thread of its own, its disk watched."""
     orders = OrderLog(data_dir)
     log = ReplicatedLog(replace(settings, data_dir=data_dir), orders)
     stopping = threading.Event()
-    reader = threading.Thread(target=log.run, args=(stopping, on_diverged))
-    reader.start()
+    threads = [threading.Thread(target=log.run, args=(stopping, on_diverged, on_step_down)),
+               threading.Thread(target=log.watch_disk, args=(stopping,))]
+    for thread in threads:
+        thread.start()
     try:
         yield log
     finally:
         stopping.set()
-        reader.join()
+        for thread in threads:
+            thread.join()
         orders.close()
 
 
