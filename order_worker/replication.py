@@ -324,7 +324,7 @@ class ReplicatedLog:
             log.warning("skipping a malformed order stream entry %r: %s", body[:200], exc)
             return None
         self._accept(order)
-        return self.orders.find(order.trade_id)
+        return self.orders.find(order.trade_id, order.time_ms)
 
     def _accept(self, order):
         """An order is accepted iff it has the next number and its trade has no number in the window
