@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 from prometheus_client import REGISTRY
 
-from bench.failover import wait_identical
+from bench.failover import longest_pause, wait_identical
 from bench.faults import fill, small_disk
 from bench.stack import free_port
 from broker.server import StepDown
@@ -112,8 +112,7 @@ def test_a_leader_whose_disk_fills_up_hands_over_within_5_s_and_catches_up_after
             identical, _, lines = wait_identical(logs, 20)
             metrics = urllib.request.urlopen(f"http://127.0.0.1:{stack.metrics_ports[sick_one]}/metrics").read()
             assert set(stack.stop().values()) == {0}
-        successes = sorted(load.successes)
-        gap = max(later - earlier for earlier, later in zip(successes, successes[1:]))
+        gap = longest_pause(load.successes)
         print(f"\nfilled the disk of {sick_one} for 4 s: longest pause in successful trades {gap:.2f} s; "
               f"trades {len(load.succeeded)}, statuses {dict(load.statuses)}")
         assert gap < 5.0 and not load.uncertain

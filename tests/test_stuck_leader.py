@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bench.failover import wait_identical
+from bench.failover import longest_pause, wait_identical
 from bench.faults import cut_off, frozen
 from test_failover import leader, replicated  # noqa: F401 - the three-replica stack fixture
 from test_faults import Load, check_invariants, wait_until_reconciled
@@ -25,8 +25,7 @@ def test_a_frozen_leader_is_replaced_within_5_s_and_follows_again_without_a_rest
         with frozen(process):
             time.sleep(FROZEN_S)
         time.sleep(3)
-    successes = sorted(load.successes)
-    gap = max(later - earlier for earlier, later in zip(successes, successes[1:]))  # the longest, anywhere
+    gap = longest_pause(load.successes)
     log_text = (replicated.log_dir / f"{stuck}.log").read_text()
     reconciling = wait_until_reconciled(settings, order_log="order-0/order_log.csv")
     logs = [replicated.replica_dir(name) / "order_log.csv" for name in replicated.replicas]
@@ -53,8 +52,7 @@ def test_a_leader_cut_off_from_the_broker_is_replaced_within_5_s_and_follows_aga
         with cut_off(replicated.processes[stuck].pid) as ports:
             time.sleep(FROZEN_S)
         time.sleep(3)
-    successes = sorted(load.successes)
-    gap = max(later - earlier for earlier, later in zip(successes, successes[1:]))
+    gap = longest_pause(load.successes)
     logs = [replicated.replica_dir(name) / "order_log.csv" for name in replicated.replicas]
     identical, _, lines = wait_identical(logs, 20)
     log_text = (replicated.log_dir / f"{stuck}.log").read_text()
