@@ -10,8 +10,8 @@ from pathlib import Path
 
 from bench import floor_rpc, loads
 from bench.machine import describe
-from bench.stack import NativeStack
-from broker.settings import Settings
+from harness.stack import NativeStack
+from runtime.settings import Settings
 
 CONNECTIONS = (1, 8)
 FIGURES = ("rate", "mean", "p50", "p90", "p99", "max")

@@ -12,7 +12,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.loads import wrk
-from bench.stack import NativeStack
+from harness.stack import NativeStack
 
 
 def durations(url):

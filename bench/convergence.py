@@ -7,7 +7,7 @@ import argparse
 import json
 import time
 
-from bench.stack import NativeStack
+from harness.stack import NativeStack
 from client.session import Session
 from client.stats import percentile
 

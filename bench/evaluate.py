@@ -18,7 +18,7 @@ import tempfile
 from matplotlib.figure import Figure
 
 from bench.machine import describe
-from bench.stack import ROOT, NativeStack
+from harness.stack import ROOT, NativeStack
 from client.stats import KINDS
 
 PROBABILITIES = (0.0, 0.2, 0.4, 0.6, 0.8)

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from bench.evaluate import IMAGES, update_report
 from bench.loads import ClientThreads
-from bench.stack import ROOT, NativeStack
+from harness.stack import ROOT, NativeStack
 from client.session import Session
 from client.stats import percentile
 from client.trader import DEFAULT_STOCKS

@@ -6,7 +6,7 @@ import sys
 import waitress
 from flask import Flask, request
 
-from broker.settings import Settings
+from runtime.settings import Settings
 
 
 def create_app():

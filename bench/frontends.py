@@ -9,7 +9,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 from bench import loads
-from bench.stack import NativeStack
+from harness.stack import NativeStack
 
 
 def rates(frontends, connections, seconds):

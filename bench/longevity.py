@@ -20,8 +20,9 @@ import uuid
 from pathlib import Path
 
 from bench.loads import wrk
-from bench.stack import ROOT, NativeStack, free_port
-from broker import RpcClient, RpcError, Settings
+from harness.stack import ROOT, NativeStack, free_port
+from broker import RpcClient, RpcError
+from runtime.settings import Settings
 from catalog_worker.store import DEFAULT_PRICES, JOURNAL_COLUMNS, JOURNAL_SEGMENT, STOCK_COLUMNS
 from client.session import Session
 from order_worker.store import COLUMNS as ORDER_COLUMNS

@@ -8,7 +8,7 @@ import argparse
 import threading
 import time
 
-from bench.stack import NativeStack
+from harness.stack import NativeStack
 from client.session import Session
 from client.stats import percentile
 

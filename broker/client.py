@@ -7,7 +7,7 @@ from pika.exceptions import AMQPError
 
 from broker.connection import connect
 from broker.messages import RpcError, deadline, encode, parse_reply, properties, unique_id
-from broker.metrics import RPC_CALL_DURATION, RPC_CALLS_IN_FLIGHT
+from runtime.metrics import RPC_CALL_DURATION, RPC_CALLS_IN_FLIGHT
 
 log = logging.getLogger(__name__)
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"

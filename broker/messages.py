@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import pika
 
-from broker.logs import request_id
+from runtime.logs import request_id
 
 JSON = "application/json"
 # When the caller of the request being handled stops waiting (epoch seconds; None outside requests).

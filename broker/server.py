@@ -11,7 +11,7 @@ from pika.exceptions import AMQPError
 
 from broker.connection import QueueMismatch, connect, declare_queue
 from broker.events import declare_exchange
-from broker.logs import request_id
+from runtime.logs import request_id
 from broker.messages import (
     BadMessage,
     RpcError,
@@ -20,8 +20,8 @@ from broker.messages import (
     parse_request,
     properties,
 )
-from broker.metrics import RPC_DEAD_LETTERED, RPC_HANDLED, RPC_HANDLING_DURATION, serve_metrics
-from broker.signals import StopSignal
+from runtime.metrics import RPC_DEAD_LETTERED, RPC_HANDLED, RPC_HANDLING_DURATION, serve_metrics
+from runtime.signals import StopSignal
 
 log = logging.getLogger(__name__)
 STOP_CHECK_INTERVAL = 0.2  # seconds an idle consumer thread waits before it looks for a stop

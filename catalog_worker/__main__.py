@@ -1,8 +1,8 @@
 """Run the catalog worker: ``python -m catalog_worker``."""
 from broker import RpcServer
-from broker.logs import setup_logging
+from runtime.logs import setup_logging
 from broker.server import serve_until_signalled
-from broker.settings import settings_from_cli
+from runtime.settings import settings_from_cli
 from catalog_worker.service import SERVICE, CatalogService
 from catalog_worker.store import CatalogStore
 

@@ -1,7 +1,7 @@
 """The catalog's RPC methods."""
 from broker import Reply, events
 from broker.messages import RpcError
-from broker.orders import parse_int, parse_trade
+from trading.orders import parse_int, parse_trade
 
 SERVICE = "catalog"
 

@@ -6,8 +6,8 @@ import threading
 from typing import NamedTuple
 
 from broker import RpcError
-from broker.storage import AppendLog, iter_rows, read_table, replace_atomically
-from broker.window import KeyWindow
+from storage.files import AppendLog, iter_rows, read_table, replace_atomically
+from storage.window import KeyWindow
 
 log = logging.getLogger(__name__)
 

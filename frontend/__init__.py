@@ -6,10 +6,11 @@ import time
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
-from broker import RpcClient, Settings
-from broker.logs import request_id
+from broker import RpcClient
+from runtime.settings import Settings
+from runtime.logs import request_id
 from broker.messages import unique_id
-from broker.metrics import HTTP_DURATION, HTTP_REQUESTS
+from runtime.metrics import HTTP_DURATION, HTTP_REQUESTS
 from frontend import health, page, routes
 from frontend.board import StockBoard
 from frontend.cache import LookupCache, watch

@@ -1,7 +1,7 @@
 """Serve the frontend with waitress: ``python -m frontend``."""
-from broker.logs import setup_logging
-from broker.settings import settings_from_cli
-from broker.signals import StopSignal
+from runtime.logs import setup_logging
+from runtime.settings import settings_from_cli
+from runtime.signals import StopSignal
 from frontend import create_app
 from frontend.server import create_server, serve
 

@@ -3,7 +3,7 @@ import threading
 from collections import OrderedDict
 
 from broker import events
-from broker.metrics import CACHE_HITS, CACHE_MISSES
+from runtime.metrics import CACHE_HITS, CACHE_MISSES
 
 LOOKUP_FIELDS = ("name", "price", "quantity")
 

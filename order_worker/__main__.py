@@ -2,9 +2,9 @@
 import threading
 
 from broker import RpcClient, RpcServer
-from broker.logs import setup_logging
+from runtime.logs import setup_logging
 from broker.server import serve_until_signalled
-from broker.settings import settings_from_cli
+from runtime.settings import settings_from_cli
 from order_worker.replication import ReplicatedLog
 from order_worker.service import SERVICE, OrderService
 from order_worker.store import OrderLog

@@ -3,7 +3,7 @@ import logging
 import threading
 
 from broker import RpcError
-from broker.orders import parse_int, parse_trade
+from trading.orders import parse_int, parse_trade
 
 log = logging.getLogger(__name__)
 SERVICE = "order"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pika
 import pytest
 
-from bench.stack import free_port, free_ports
-from broker import Settings
+from harness.stack import free_port, free_ports
+from runtime.settings import Settings
 from broker.connection import parameters
 from client.session import Session
 

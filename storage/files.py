@@ -15,7 +15,7 @@ from array import array
 
 from broker.messages import RpcError
 
-from broker.metrics import FSYNC_DURATION
+from runtime.metrics import FSYNC_DURATION
 
 log = logging.getLogger(__name__)
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A three-node RabbitMQ cluster on this machine, for development and the `cluster` tests.
-#   broker/cluster.sh up       start the nodes that are not running, join them; print AMQP_URL
-#   broker/cluster.sh status   which nodes run, and the cluster as node 1 sees it
-#   broker/cluster.sh down     stop the nodes and delete everything this script made
+#   deploy/cluster.sh up       start the nodes that are not running, join them; print AMQP_URL
+#   deploy/cluster.sh status   which nodes run, and the cluster as node 1 sees it
+#   deploy/cluster.sh down     stop the nodes and delete everything this script made
 # Each node has its own name (bazaar1..3@localhost), AMQP port (5681..5683), distribution port
 # (25681..25683), config, cookie and data under $BAZAAR_CLUSTER_DIR (default /tmp/bazaar-cluster);
 # BAZAAR_CLUSTER_NAME and BAZAAR_CLUSTER_PORT change the names and ports, for a second cluster.

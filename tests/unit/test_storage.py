@@ -7,7 +7,7 @@ import random
 import pytest
 
 from broker import RpcError
-from broker.storage import AppendLog, LineIndex, iter_rows, read_table, replace_atomically
+from storage.files import AppendLog, LineIndex, iter_rows, read_table, replace_atomically
 
 HEADER = ("a", "b")
 
@@ -69,7 +69,7 @@ def fill_disk_after(monkeypatch, nbytes):
 
 
 def test_a_full_disk_is_a_507_that_leaves_no_partial_line(tmp_path, monkeypatch, caplog):
-    caplog.set_level(logging.INFO, "broker.storage")
+    caplog.set_level(logging.INFO, "storage.files")
     log = AppendLog.open(tmp_path / "log.csv", HEADER)
     log.append((1, "x"))
     before = (tmp_path / "log.csv").read_bytes()

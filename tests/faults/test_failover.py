@@ -7,7 +7,7 @@ import time
 import pytest
 
 from bench.failover import gaps, wait_identical
-from bench.stack import free_port, leading_replica
+from harness.stack import free_port, leading_replica
 from conftest import Stack
 from test_faults import Load, check_invariants, wait_until_reconciled
 

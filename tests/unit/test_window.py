@@ -1,5 +1,5 @@
 """Unit tests for the idempotency window."""
-from broker.window import KeyWindow
+from storage.window import KeyWindow
 
 
 class Clock:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 REPLICAS = [f"order-{i}" for i in range(3)]
 APP_SERVICES = {"catalog": "catalog_worker", **dict.fromkeys(REPLICAS, "order_worker"), "frontend": "frontend"}
@@ -65,13 +65,13 @@ def test_rabbitmq_has_a_real_healthcheck(services):
 def test_rabbitmq_mounts_the_repo_config(services):
     mounts = services["rabbitmq"]["volumes"]
     for name in ("rabbitmq.conf", "enabled_plugins"):
-        assert f"./broker/rabbitmq/{name}:/etc/rabbitmq/{name}:ro" in mounts
-        assert (ROOT / "broker" / "rabbitmq" / name).is_file()
+        assert f"./deploy/rabbitmq/{name}:/etc/rabbitmq/{name}:ro" in mounts
+        assert (ROOT / "deploy" / "rabbitmq" / name).is_file()
 
 
 def test_guest_may_log_in_remotely():
     # compose uses guest/guest over the container network, so loopback_users must be lifted.
-    conf = (ROOT / "broker" / "rabbitmq" / "rabbitmq.conf").read_text().splitlines()
+    conf = (ROOT / "deploy" / "rabbitmq" / "rabbitmq.conf").read_text().splitlines()
     assert "loopback_users = none" in [line.strip() for line in conf]
 
 

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from broker import RpcError
-from broker.storage import read_table
+from storage.files import read_table
 from catalog_worker.store import DEFAULT_PRICES, STOCK_COLUMNS, CatalogStore, journal_segments
 
 

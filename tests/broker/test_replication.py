@@ -16,7 +16,7 @@ from broker import RpcError
 from order_worker.replication import ORDER, ReplicatedLog, stream_is_gone
 from order_worker.store import OrderLog
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
 
-from broker import Settings
+from runtime.settings import Settings
 from client.session import Session
 
-DOC_PATH = Path(__file__).resolve().parent.parent / "frontend" / "openapi.json"
+DOC_PATH = Path(__file__).resolve().parents[2] / "frontend" / "openapi.json"
 DOC = json.loads(DOC_PATH.read_text())
 BUY = {"name": "GameStart", "quantity": 1, "type": "buy"}
 # The orders each schemathesis run starts with, so that looking up an order can find one.

@@ -1,8 +1,9 @@
 """Unit tests for the validation both workers share, and for reading the settings."""
 import pytest
 
-from broker import RpcError, Settings
-from broker.orders import parse_int, parse_trade
+from broker import RpcError
+from runtime.settings import Settings
+from trading.orders import parse_int, parse_trade
 
 GOOD = {"name": "GameStart", "quantity": 2, "type": "sell", "trade_id": "k1"}
 

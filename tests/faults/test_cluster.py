@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from bench.failover import wait_identical
-from bench.stack import free_port
-from broker import Settings
+from harness.stack import free_port
+from runtime.settings import Settings
 from client.session import Session
 from conftest import Stack
 from test_faults import Load, check_invariants, wait_until_reconciled
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RABBITMQ = Path("/usr/lib/rabbitmq/bin")
 pytestmark = [
     pytest.mark.cluster, pytest.mark.slow,
@@ -35,7 +35,7 @@ class Cluster:
                     "BAZAAR_CLUSTER_PORT": "5691"}
 
     def run(self, command):
-        result = subprocess.run([ROOT / "broker" / "cluster.sh", command], env=self.env, capture_output=True,
+        result = subprocess.run([ROOT / "deploy" / "cluster.sh", command], env=self.env, capture_output=True,
                                 text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         return result.stdout

@@ -17,7 +17,7 @@ import pika
 from pika.exceptions import AMQPConnectionError
 
 from broker.connection import parameters
-from broker.settings import Settings
+from runtime.settings import Settings
 from catalog_worker.service import SERVICE as CATALOG
 from order_worker.replication import STREAM
 from order_worker.service import SERVICE as ORDER

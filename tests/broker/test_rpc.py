@@ -7,7 +7,7 @@ import pika
 import pytest
 
 from broker import RpcClient, RpcError, RpcServer
-from broker.logs import request_id
+from runtime.logs import request_id
 
 
 def echo(args):

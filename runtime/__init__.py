@@ -1,0 +1,1 @@
+"""What every service runs on: settings, logging, metrics and stop signals."""
