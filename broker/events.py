@@ -1,10 +1,5 @@
-"""Events: a topic exchange per namespace that workers publish to and anyone may watch.
-
-``stock.changed`` is a public contract (see README and docs/design.md): routing key
-``stock.<name>``, AMQP ``type`` ``stock.changed``, JSON body
-``{"name", "price", "quantity", "trading_volume", "seq"}``, where ``seq`` is the catalog's
-sequence number of the trade that produced this state.
-"""
+"""Events: a topic exchange per namespace that workers publish to and anyone may watch
+(the events themselves, such as ``stock.changed``, are in trading/)."""
 import json
 import logging
 import threading
@@ -12,22 +7,12 @@ import threading
 from pika.exceptions import AMQPError
 
 from broker.connection import connect
-from broker.messages import Publication, encode, properties
 
 log = logging.getLogger(__name__)
-STOCK_CHANGED = "stock.changed"
-STOCK_FIELDS = ("name", "price", "quantity", "trading_volume", "seq")
 
 
 def declare_exchange(channel, settings):
     channel.exchange_declare(settings.events_exchange, "topic", durable=True)
-
-
-def stock_changed(settings, app_id, stock):
-    """The event announcing ``stock`` (a mapping with STOCK_FIELDS) as it is after a trade."""
-    body = {key: stock[key] for key in STOCK_FIELDS}
-    return Publication(settings.events_exchange, f"stock.{stock['name']}", encode(body),
-                       properties(app_id, STOCK_CHANGED))
 
 
 class Subscriber:

@@ -22,6 +22,7 @@ from broker.messages import (
 )
 from runtime.metrics import RPC_DEAD_LETTERED, RPC_HANDLED, RPC_HANDLING_DURATION, serve_metrics
 from runtime.signals import StopSignal
+from storage.files import DiskFull
 
 log = logging.getLogger(__name__)
 STOP_CHECK_INTERVAL = 0.2  # seconds an idle consumer thread waits before it looks for a stop
@@ -165,17 +166,7 @@ class RpcServer:
         token = request_id.set(str(headers.get("request_id") or "-"))
         deadline.set(ends)
         started = time.perf_counter()
-        publications = ()
-        try:
-            result = self.handlers[method](args)
-            if isinstance(result, Reply):
-                result, publications = result
-            reply, status = {"data": result}, 200
-        except RpcError as exc:
-            reply, status = exc.envelope(), exc.code
-        except Exception:  # noqa: BLE001 - a bug in one request must not stop the worker
-            log.exception("%s failed", method)
-            reply, status = RpcError(500, f"internal error in {self.service}.{method}").envelope(), 500
+        reply, status, publications = answer(self.service, method, self.handlers[method], args)
         self._on_channel(channel, self._finish, channel, publications, delivery,
                          ("", props.reply_to, encode(reply), self._reply_properties(props)))
         elapsed = time.perf_counter() - started
@@ -209,6 +200,23 @@ class RpcServer:
 
     def _reply_properties(self, request):
         return properties(self.service, request.type, correlation_id=request.correlation_id)
+
+
+def answer(service, method, handler, args):
+    """Run a handler: its reply envelope, status and publications. The one place where an error
+    raised below the RPC layer gets the status its caller sees."""
+    try:
+        result = handler(args)
+    except RpcError as exc:
+        return exc.envelope(), exc.code, ()
+    except DiskFull as exc:
+        return RpcError(507, str(exc)).envelope(), 507, ()
+    except Exception:  # noqa: BLE001 - a bug in one request must not stop the worker
+        log.exception("%s failed", method)
+        return RpcError(500, f"internal error in {service}.{method}").envelope(), 500, ()
+    if isinstance(result, Reply):
+        return {"data": result.data}, 200, result.publications
+    return {"data": result}, 200, ()
 
 
 def serve_until_signalled(server):

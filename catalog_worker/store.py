@@ -6,7 +6,7 @@ import threading
 from typing import NamedTuple
 
 from broker import RpcError
-from storage.files import AppendLog, iter_rows, read_table, replace_atomically
+from storage.files import AppendLog, DiskFull, iter_rows, read_table, replace_atomically
 from storage.window import KeyWindow
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class CatalogStore:
             trade = Trade(self._seq + 1, trade_id, stock.name, sys.intern(order_type), quantity)
             after = stock._replace(quantity=stock.quantity + change,
                                    trading_volume=stock.trading_volume + quantity, seq=trade.seq)
-            # The journal line is the commit point (a full disk raises 507 here, changing nothing).
+            # The journal line is the commit point (a full disk raises DiskFull here, changing nothing).
             self._journal.append((*trade, after.quantity, after.trading_volume))
             self._seq, self._segment_trades = trade.seq, self._segment_trades + 1
             self._stocks[name] = after
@@ -146,7 +146,7 @@ class CatalogStore:
         self._checkpoints.join()
         try:
             self.checkpoint()
-        except RpcError:
+        except DiskFull:
             log.warning("final snapshot not written (disk full); the journal holds every trade")
         self._journal.close()
 
@@ -173,7 +173,7 @@ class CatalogStore:
                 return
             try:
                 self.checkpoint()
-            except RpcError:
+            except DiskFull:
                 self._dirty.set()  # the disk is full (logged once by storage): try again later
             # At most one checkpoint a second: its fsyncs would otherwise queue up behind, and
             # delay, the journal fsyncs of the trades that follow.

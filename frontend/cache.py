@@ -3,6 +3,7 @@ import threading
 from collections import OrderedDict
 
 from broker import events
+from trading.stocks import parse_stock_changed
 from runtime.metrics import CACHE_HITS, CACHE_MISSES
 
 LOOKUP_FIELDS = ("name", "price", "quantity")
@@ -70,15 +71,9 @@ class LookupCache:
 
     def on_event(self, kind, event):
         """Apply a stock.changed event; anything else or malformed is ignored."""
-        if kind != events.STOCK_CHANGED:
-            return
-        try:
-            name, seq = event["name"], event["seq"]
-            answer = {key: event[key] for key in LOOKUP_FIELDS}
-        except KeyError:
-            return
-        if isinstance(name, str) and type(seq) is int:
-            self.changed(name, seq, answer)
+        stock = parse_stock_changed(kind, event)
+        if stock is not None:
+            self.changed(stock["name"], stock["seq"], {key: stock[key] for key in LOOKUP_FIELDS})
 
 
 def watch(settings, *views):

@@ -67,7 +67,7 @@ class OrderLog:
             return order
 
     def require_space(self):
-        """Raise a 507 RpcError when the disk is too full to log another order."""
+        """Raise DiskFull when the disk is too full to log another order."""
         require_free_space(self._log.path, RESERVE_BYTES)
 
     @property

@@ -1,7 +1,8 @@
 """Crash-safe CSV files: fsynced append-only logs and atomically replaced tables.
 
-A full disk (ENOSPC, EDQUOT) is an expected fault: the write is undone and raises a 507 RpcError,
-the first failure of an episode logs a warning and the first success after it logs its end.
+A full disk (ENOSPC, EDQUOT) is an expected fault: the write is undone and raises DiskFull (which the
+RPC server answers with 507), the first failure of an episode logs a warning and the first success
+after it logs its end.
 """
 import bisect
 import contextlib
@@ -13,8 +14,6 @@ import logging
 import os
 from array import array
 
-from broker.messages import RpcError
-
 from runtime.metrics import FSYNC_DURATION
 
 log = logging.getLogger(__name__)
@@ -23,9 +22,16 @@ DISK_FULL_MESSAGE = "insufficient storage: the server's disk is full, nothing wa
 _episode = {"full": False}  # one full-disk episode at a time per process
 
 
+class DiskFull(Exception):
+    """A write refused because the disk is full; nothing was changed."""
+
+    def __init__(self) -> None:
+        super().__init__(DISK_FULL_MESSAGE)
+
+
 @contextlib.contextmanager
-def full_disk_as_507(path):
-    """Turn a full disk into RpcError(507), logging once when an episode starts and once when it ends."""
+def refusing_full_disk(path):
+    """Turn a full disk into DiskFull, logging once when an episode starts and once when it ends."""
     try:
         yield
     except OSError as exc:
@@ -34,15 +40,15 @@ def full_disk_as_507(path):
         if not _episode["full"]:
             _episode["full"] = True
             log.warning("disk full writing %s (%s): refusing writes until space is freed", path, exc.strerror)
-        raise RpcError(507, DISK_FULL_MESSAGE) from None
+        raise DiskFull from None
     if _episode["full"]:
         _episode["full"] = False
         log.info("disk space is available again (%s written)", path)
 
 
 def require_free_space(path, reserve):
-    """Raise the full-disk 507 unless the filesystem holding ``path`` has ``reserve`` bytes free."""
-    with full_disk_as_507(path):
+    """Raise DiskFull unless the filesystem holding ``path`` has ``reserve`` bytes free."""
+    with refusing_full_disk(path):
         stat = os.statvfs(path)
         if stat.f_bavail * stat.f_frsize < reserve:
             raise OSError(errno.ENOSPC, f"less than {reserve} bytes free")
@@ -51,7 +57,7 @@ def require_free_space(path, reserve):
 def replace_atomically(path, header, rows):
     """Write a whole CSV table so that a crash or a full disk leaves either the old file or the new one."""
     tmp = path.with_name(path.name + ".tmp")
-    with full_disk_as_507(path):
+    with refusing_full_disk(path):
         try:
             with open(tmp, "w", newline="") as f:
                 writer = csv.writer(f)
@@ -124,7 +130,7 @@ class AppendLog:
         """Write one record and make it durable (or leave that to ``sync``, to fsync several at
         once); return the offset where its line starts."""
         data, start = csv_line(row), self.size
-        with full_disk_as_507(self.path):
+        with refusing_full_disk(self.path):
             try:
                 written = 0
                 while written < len(data):
@@ -139,7 +145,7 @@ class AppendLog:
 
     def sync(self):
         """Make every record written so far durable."""
-        with full_disk_as_507(self.path):
+        with refusing_full_disk(self.path):
             self._fdatasync()
 
     def _fdatasync(self):

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from broker import events
+from trading.stocks import stock_changed
 
 FISHCO = {"name": "FishCo", "price": 11.5, "quantity": 97, "trading_volume": 3, "seq": 1}
 
@@ -48,17 +49,17 @@ def test_another_stock_goes_to_another_routing_key(api, admin, fishco_events):
 
 
 def test_subscriber_hears_events_and_comes_back_after_losing_its_connection(admin, settings, heard):
-    admin.channel.basic_publish(*events.stock_changed(settings, "test", FISHCO))
+    admin.channel.basic_publish(*stock_changed(settings, "test", FISHCO))
     assert heard.get(timeout=5) == ("stock.changed", FISHCO)
     assert admin.close_connections("test-events") == 1
     assert heard.get(timeout=5) == "disconnected"
     assert heard.get(timeout=10) == "connected"
-    admin.channel.basic_publish(*events.stock_changed(settings, "test", {**FISHCO, "seq": 2}))
+    admin.channel.basic_publish(*stock_changed(settings, "test", {**FISHCO, "seq": 2}))
     assert heard.get(timeout=5) == ("stock.changed", {**FISHCO, "seq": 2})
 
 
 def test_subscriber_drops_a_malformed_event(admin, settings, heard):
     for body in (b"not json", b"[1, 2]"):
         admin.channel.basic_publish(settings.events_exchange, "stock.FishCo", body)
-    admin.channel.basic_publish(*events.stock_changed(settings, "test", FISHCO))
+    admin.channel.basic_publish(*stock_changed(settings, "test", FISHCO))
     assert heard.get(timeout=5) == ("stock.changed", FISHCO)

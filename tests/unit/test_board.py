@@ -1,7 +1,7 @@
 """The stock board: newest state per stock, ETag of the listing, trusted only while events flow."""
 import json
 
-from broker.events import STOCK_CHANGED
+from trading.stocks import STOCK_CHANGED
 from frontend.board import StockBoard
 
 CATALOG = [{"name": "FishCo", "price": 11.5, "quantity": 100, "trading_volume": 0, "seq": 0},

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from broker import RpcError
-from storage.files import read_table
+from storage.files import DiskFull, read_table
 from catalog_worker.store import DEFAULT_PRICES, STOCK_COLUMNS, CatalogStore, journal_segments
 
 
@@ -161,12 +161,11 @@ def test_a_full_journal_disk_changes_nothing(store, monkeypatch):
     store.trade("t1", "FishCo", "buy", 1)
 
     def full(row):
-        raise RpcError(507, "insufficient storage")
+        raise DiskFull
 
     monkeypatch.setattr(store._journal, "append", full)
-    with pytest.raises(RpcError) as error:
+    with pytest.raises(DiskFull):
         store.trade("t2", "FishCo", "buy", 5)
-    assert error.value.code == 507
     assert store.lookup("FishCo")[2:4] == (99, 1)
     assert [t.trade_id for t in store.trades_after(0)] == ["t1"]
     monkeypatch.undo()

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from broker import RpcError
-from storage.files import AppendLog, LineIndex, iter_rows, read_table, replace_atomically
+from broker.server import answer
+from storage.files import AppendLog, DiskFull, LineIndex, iter_rows, read_table, replace_atomically
 
 HEADER = ("a", "b")
 
@@ -68,16 +68,15 @@ def fill_disk_after(monkeypatch, nbytes):
     return lambda: monkeypatch.setattr(os, "write", real_write)
 
 
-def test_a_full_disk_is_a_507_that_leaves_no_partial_line(tmp_path, monkeypatch, caplog):
+def test_a_full_disk_is_refused_and_leaves_no_partial_line(tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.INFO, "storage.files")
     log = AppendLog.open(tmp_path / "log.csv", HEADER)
     log.append((1, "x"))
     before = (tmp_path / "log.csv").read_bytes()
     free_space = fill_disk_after(monkeypatch, 3)  # part of the next line fits
     for _ in range(3):
-        with pytest.raises(RpcError) as error:
+        with pytest.raises(DiskFull, match="insufficient storage"):
             log.append((2, "a longer record"))
-        assert error.value.code == 507 and "insufficient storage" in error.value.message
         assert (tmp_path / "log.csv").read_bytes() == before
     free_space()
     log.append((2, "y"))
@@ -92,10 +91,9 @@ def test_a_full_disk_keeps_the_old_table(tmp_path, monkeypatch):
     replace_atomically(path, HEADER, [(1, "x")])
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.EDQUOT, "Disk quota exceeded")))
-    with pytest.raises(RpcError) as error:
+    with pytest.raises(DiskFull):
         replace_atomically(path, HEADER, [(2, "y")])
     monkeypatch.setattr(os, "fsync", real_fsync)
-    assert error.value.code == 507
     assert read_table(path, HEADER) == [["1", "x"]] and not (tmp_path / "t.csv.tmp").exists()
     replace_atomically(path, HEADER, [(2, "y")])  # ends the episode
 
@@ -118,3 +116,12 @@ def test_line_index_finds_every_line_scanned_or_appended(tmp_path, monkeypatch, 
     for number in range(301):
         offset = index.offset(log, number)
         assert log.read(offset, len(lines[number])) == lines[number]
+
+
+def test_the_rpc_server_answers_a_full_disk_with_507():
+    def full(args):
+        raise DiskFull
+
+    reply, status, publications = answer("catalog", "trade", full, {})
+    assert (status, reply["error"]["code"], publications) == (507, 507, ())
+    assert reply["error"]["message"].startswith("insufficient storage: ")
