@@ -1,8 +1,11 @@
 """Unit tests for the validation both workers share, and for reading the settings."""
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from broker import RpcError
-from runtime.settings import Settings
+from runtime.settings import Settings, environment_help
 from trading.orders import parse_int, parse_trade
 
 GOOD = {"name": "GameStart", "quantity": 2, "type": "sell", "trade_id": "k1"}
@@ -58,3 +61,16 @@ def test_an_order_stream_max_age_rabbitmq_would_refuse_is_refused(age):
     with pytest.raises(ValueError, match="ORDER_STREAM_MAX_AGE must be a number and a unit"):
         Settings.from_env({"ORDER_STREAM_MAX_AGE": age})
     assert Settings.from_env({"ORDER_STREAM_MAX_AGE": "36h"}).order_stream_max_age == "36h"
+
+
+def test_help_lists_every_setting_with_its_default():
+    text = environment_help()
+    for field in dataclasses.fields(Settings):
+        line = next(line for line in text.splitlines() if line.split()[:1] == [field.metadata["env"]])
+        assert field.metadata["help"].split()[0] in line
+    assert "RPC_TIMEOUT                seconds to wait for a reply (default 5)" in text
+
+
+def test_the_readme_documents_every_setting():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert [f.metadata["env"] for f in dataclasses.fields(Settings) if f"`{f.metadata['env']}`" not in readme] == []
