@@ -142,7 +142,7 @@ def measure(trades, settings, repeats):
             for process in processes.values():
                 process.terminate()
                 process.wait(timeout=15)
-            rpc.close()
+            rpc.stop()
     return figures
 
 

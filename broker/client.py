@@ -2,12 +2,15 @@
 import logging
 import threading
 import time
+from typing import Any
 
 from pika.exceptions import AMQPError
 
 from broker.connection import connect
 from broker.messages import RpcError, deadline, encode, parse_reply, properties, unique_id
+from runtime.lifecycle import Loop
 from runtime.metrics import RPC_CALL_DURATION, RPC_CALLS_IN_FLIGHT
+from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
@@ -59,25 +62,23 @@ class _Link:
             self.returned = True  # unroutable: the service's queue does not exist
 
 
-class RpcClient:
+class RpcClient(Loop):
     """Calls ``method`` on a service's queue and waits for the reply matched by correlation id.
 
     pika is not thread-safe, so each call borrows a connection no other thread is using and
     pumps it itself: no hand-off between threads on the hot path, and no reply queue per call
     (Direct Reply-to). The pool grows to the number of concurrent callers. A keeper thread
-    services idle connections so heartbeats flow and dead ones are dropped.
+    services idle connections so heartbeats flow and dead ones are dropped, from ``start`` to ``stop``.
     """
 
-    def __init__(self, settings, app_id, connect_patience=0.5):
+    def __init__(self, settings: Settings, app_id: str, connect_patience: float = 0.5) -> None:
+        super().__init__(f"{app_id}-rpc-keeper", daemon=True)
         self.settings, self.app_id = settings, app_id
         self.connect_patience = connect_patience
-        self._idle = []
+        self._idle: list[_Link] = []
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._keeper = threading.Thread(target=self._keep_alive, name=f"{app_id}-rpc-keeper", daemon=True)
-        self._keeper.start()
 
-    def call(self, service, method, args, timeout=None):
+    def call(self, service: str, method: str, args: dict, timeout: float | None = None) -> Any:
         """Return the reply's ``data``; raise RpcError for an error reply, 503 or 504."""
         with RPC_CALLS_IN_FLIGHT.labels(service).track_inprogress(), \
                 RPC_CALL_DURATION.labels(service, method).time():
@@ -117,9 +118,9 @@ class RpcClient:
         self._give_back(link)
         return parse_reply(body)
 
-    def close(self):
-        """Close every idle connection and stop the keeper."""
-        self._stopping.set()
+    def stop(self) -> None:
+        """Stop the keeper and close every idle connection."""
+        super().stop()
         with self._lock:
             idle, self._idle = self._idle, []
         for link in idle:
@@ -130,20 +131,21 @@ class RpcClient:
             if self._idle:
                 return self._idle.pop()
         try:
-            return _Link(connect(self.settings, self.app_id, self._stopping, self.connect_patience))
+            return _Link(connect(self.settings, self.app_id, self.stopping, self.connect_patience))
         except (AMQPError, OSError) as exc:
             log.warning("cannot connect to the message broker: %r", exc)
             raise RpcError(503, BROKER_UNAVAILABLE) from None
 
     def _give_back(self, link):
         with self._lock:
-            if not self._stopping.is_set():
+            if not self.stopping.is_set():
                 self._idle.append(link)
                 return
         link.close()
 
-    def _keep_alive(self):
-        while not self._stopping.wait(5):
+    def run(self) -> None:
+        """Service the connections idle for 5 s, so heartbeats flow and dead ones are dropped."""
+        while not self.stopping.wait(5):
             with self._lock:
                 stale = [link for link in self._idle if time.monotonic() - link.last_used > 5]
                 self._idle = [link for link in self._idle if link not in stale]

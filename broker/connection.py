@@ -5,10 +5,12 @@ import pika
 import tenacity
 from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 
+from runtime.lifecycle import Fatal
+
 log = logging.getLogger(__name__)
 
 
-class QueueMismatch(Exception):
+class QueueMismatch(Fatal):
     """A queue exists with other arguments than this service declares, e.g. another queue type."""
 
 

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from broker import RpcError
 from storage.files import AppendLog, DiskFull, iter_rows, read_table, replace_atomically
+from runtime.lifecycle import Loop
 from storage.window import KeyWindow
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,11 @@ def journal_segments(data_dir):
     return sorted(data_dir.glob(JOURNAL_SEGMENT.replace("{:012d}", "*")))
 
 
-class CatalogStore:
+class CatalogStore(Loop):
     """Lookups and atomic trades over the catalog, deduplicated by trade id within a window.
 
-    A trade is durable once its journal line is fsynced. A background thread then checkpoints,
-    at most once a second and at close: it writes the snapshot (stocks plus the sequence number
+    A trade is durable once its journal line is fsynced. A thread of its own (from ``start`` to
+    ``stop``) then checkpoints, at most once a second, and ``stop`` once more: it writes the snapshot (stocks plus the sequence number
     they include) atomically, starts a new journal segment once the current one holds
     ``segment_trades`` trades, and deletes segments that are both in the snapshot and older than
     the idempotency window. Start-up reads the snapshot and the remaining segments, applying only
@@ -60,6 +61,7 @@ class CatalogStore:
     """
 
     def __init__(self, data_dir, window_seconds=24 * 3600, window_keys=500_000, segment_trades=100_000):
+        super().__init__("checkpoint", daemon=True)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir, self.window_keys, self.segment_trades = data_dir, window_keys, segment_trades
         self.csv_path = data_dir / "stock_db.csv"
@@ -80,9 +82,6 @@ class CatalogStore:
         self._lock = threading.Lock()
         self._dirty = threading.Event()
         self._dirty.set()  # fold what was replayed into the snapshot
-        self._closing = threading.Event()
-        self._checkpoints = threading.Thread(target=self._checkpoint_when_dirty, name="checkpoint", daemon=True)
-        self._checkpoints.start()
 
     def lookup(self, name):
         """The stock called ``name``; raise a 404 RpcError if there is none."""
@@ -139,11 +138,9 @@ class CatalogStore:
                 break
             path.unlink()
 
-    def close(self):
+    def stop(self):
         """Stop the checkpoint thread, write the final checkpoint and close the journal."""
-        self._closing.set()
-        self._dirty.set()
-        self._checkpoints.join()
+        super().stop()
         try:
             self.checkpoint()
         except DiskFull:
@@ -165,11 +162,15 @@ class CatalogStore:
             lines += 1
         return lines
 
-    def _checkpoint_when_dirty(self):
+    def wake(self):
+        self._dirty.set()
+
+    def run(self):
+        """Checkpoint whenever trades were applied, at most once a second."""
         while True:
             self._dirty.wait()
             self._dirty.clear()
-            if self._closing.is_set():
+            if self.stopping.is_set():
                 return
             try:
                 self.checkpoint()
@@ -177,4 +178,4 @@ class CatalogStore:
                 self._dirty.set()  # the disk is full (logged once by storage): try again later
             # At most one checkpoint a second: its fsyncs would otherwise queue up behind, and
             # delay, the journal fsyncs of the trades that follow.
-            self._closing.wait(SNAPSHOT_INTERVAL)
+            self.stopping.wait(SNAPSHOT_INTERVAL)

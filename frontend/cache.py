@@ -2,7 +2,6 @@
 import threading
 from collections import OrderedDict
 
-from broker import events
 from trading.stocks import parse_stock_changed
 from runtime.metrics import CACHE_HITS, CACHE_MISSES
 
@@ -76,16 +75,21 @@ class LookupCache:
             self.changed(stock["name"], stock["seq"], {key: stock[key] for key in LOOKUP_FIELDS})
 
 
-def watch(settings, *views):
-    """A started Subscriber that keeps each view (``on_event``, ``reset``) of the catalog fresh,
-    trusting it only while connected."""
-    def on_event(kind, event):
-        for view in views:
+class EventViews:
+    """The views of the catalog (``on_event``, ``reset``) an event source keeps fresh: a listener
+    that trusts them only while the source is connected."""
+
+    def __init__(self, *views):
+        self.views = views
+
+    def on_event(self, kind, event):
+        for view in self.views:
             view.on_event(kind, event)
 
-    def reset(enabled):
-        for view in views:
-            view.reset(enabled)
+    def on_connected(self):
+        for view in self.views:
+            view.reset(True)
 
-    return events.Subscriber(settings, "frontend-events", on_event,
-                             on_connected=lambda: reset(True), on_disconnected=lambda: reset(False)).start()
+    def on_disconnected(self):
+        for view in self.views:
+            view.reset(False)

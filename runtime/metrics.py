@@ -4,9 +4,14 @@ Names follow the Prometheus conventions: a ``bazaar_`` prefix, base units (secon
 ``_total`` on counters. Workers serve them on METRICS_PORT; the frontend on ``/metrics``.
 """
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import prometheus_client
 from prometheus_client import Counter, Gauge, Histogram
+
+from runtime.lifecycle import Component
+from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +49,40 @@ FSYNC_DURATION = Histogram("bazaar_storage_fsync_duration_seconds", "Time to fsy
                            buckets=LATENCY_BUCKETS)
 
 
-def serve_metrics(settings):
-    """Serve the metrics over HTTP on METRICS_PORT; 0 (the default) serves none.
+# What the stack launcher (harness/stack.py) and operators read to know a worker is ready and who leads.
+CONSUMERS = Gauge("bazaar_consumers", "Connections of this process consuming from the broker, by consumer name.",
+                  ["name"])
+ORDER_LEADING = Gauge("bazaar_order_leading", "1 while this order replica numbers trades (it leads), else 0.")
+
+
+class MetricsServer(Component):
+    """Serves the metrics over HTTP on METRICS_PORT; 0 (the default) serves none.
 
     A port another process holds is a configuration error: the service stops with it, since
     several services on one machine need distinct ports.
     """
-    if not settings.metrics_port:
-        return
-    try:
-        prometheus_client.start_http_server(settings.metrics_port, settings.metrics_host)
-    except OSError as exc:
-        raise SystemExit(f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
-                         f"(METRICS_PORT): {exc.strerror}") from None
-    log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+
+    name = "metrics"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+        self._server: Any = None
+
+    def start(self, on_failure: Callable[[Component], None] | None = None) -> None:
+        super().start(on_failure)
+        if not self.settings.metrics_port:
+            return
+        try:
+            self._server, _ = prometheus_client.start_http_server(self.settings.metrics_port,
+                                                                  self.settings.metrics_host)
+        except OSError as exc:
+            raise SystemExit(f"cannot serve metrics on {self.settings.metrics_host}:{self.settings.metrics_port} "
+                             f"(METRICS_PORT): {exc.strerror}") from None
+        log.info("metrics on http://%s:%d/metrics", self.settings.metrics_host, self.settings.metrics_port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

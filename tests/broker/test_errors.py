@@ -7,6 +7,7 @@ from pika.exceptions import StreamLostError
 
 from broker import RpcClient, RpcError
 from broker.client import _Link
+from broker.events import Subscriber
 from frontend import create_app
 
 CLOSED_PORT_URL = "amqp://guest:guest@127.0.0.1:1/%2F"
@@ -19,11 +20,9 @@ def logged_by_the_client(caplog):
 
 
 def test_unreachable_broker_body_is_stable_and_the_detail_is_logged(settings, caplog):
-    app = create_app(replace(settings, amqp_url=CLOSED_PORT_URL))
-    try:
-        response = app.test_client().get("/stocks/GameStart")
-    finally:
-        app.extensions["rpc"].close()
+    unreachable = replace(settings, amqp_url=CLOSED_PORT_URL)
+    app = create_app(unreachable, RpcClient(unreachable, "frontend"), Subscriber(unreachable, "frontend-events"))
+    response = app.test_client().get("/stocks/GameStart")
     assert (response.status_code, response.get_json()) == (503, BROKER_DOWN)
     assert "ConnectionRefusedError" in logged_by_the_client(caplog)
 
@@ -38,6 +37,6 @@ def test_lost_connection_body_is_stable_and_the_detail_is_logged(settings, caplo
         with pytest.raises(RpcError) as error, caplog.at_level(logging.WARNING):
             rpc.call("catalog", "lookup", {"name": "GameStart"})
     finally:
-        rpc.close()
+        rpc.stop()
     assert error.value.envelope() == BROKER_DOWN
     assert "ConnectionResetError(104" in logged_by_the_client(caplog)

@@ -20,12 +20,25 @@ def fishco_events(admin, settings):
     return name
 
 
+class Heard(queue.Queue):
+    """A listener that queues what it hears, in order: events, "connected" and "disconnected"."""
+
+    def on_event(self, kind, body):
+        self.put((kind, body))
+
+    def on_connected(self):
+        self.put("connected")
+
+    def on_disconnected(self):
+        self.put("disconnected")
+
+
 @pytest.fixture
 def heard(settings):
-    """What a Subscriber hears, in order: events, "connected" and "disconnected"."""
-    heard = queue.Queue()
-    subscriber = events.Subscriber(settings, "test-events", lambda kind, body: heard.put((kind, body)),
-                                   lambda: heard.put("connected"), lambda: heard.put("disconnected"))
+    """What a Subscriber hears."""
+    heard = Heard()
+    subscriber = events.Subscriber(settings, "test-events")
+    subscriber.listeners.append(heard)
     subscriber.start()
     assert heard.get(timeout=10) == "connected"
     yield heard

@@ -17,7 +17,7 @@ def test_an_expired_request_is_dead_lettered(settings, admin, queue_type):
     client = RpcClient(settings, "tester")
     with pytest.raises(RpcError) as error:
         client.call("idle", "lookup", {"name": "FishCo"}, timeout=0.3)
-    client.close()
+    client.stop()
     assert error.value.code == 504
     props, _ = admin.get(settings.dead_letter_queue)
     assert (props.headers["x-death"][0]["queue"], props.headers["x-death"][0]["reason"]) == (
@@ -29,7 +29,7 @@ def test_a_queue_of_another_type_stops_the_worker_with_a_clear_error(settings, a
     declare_queue(admin.channel, replace(settings, queue_type="classic"), "echo")
     server = RpcServer(replace(settings, queue_type="quorum"), "echo", {}, threads=2)
     failed = threading.Event()
-    server.start(on_failure=failed.set)
+    server.start(on_failure=lambda _: failed.set())
     assert failed.wait(timeout=20)
     server.stop()
     assert isinstance(server.failure, QueueMismatch) and "delete it" in str(server.failure)

@@ -3,7 +3,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import replace
@@ -21,17 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @contextmanager
 def replica(settings, data_dir, on_diverged=None):
-    """A ReplicatedLog on ``data_dir`` reading the test's stream in a thread of its own."""
+    """A started ReplicatedLog on ``data_dir``; ``on_diverged(reason)`` hears of its failure."""
     orders = OrderLog(data_dir)
     log = ReplicatedLog(replace(settings, data_dir=data_dir), orders)
-    stopping = threading.Event()
-    reader = threading.Thread(target=log.run, args=(stopping, on_diverged))
-    reader.start()
+    log.start(on_failure=on_diverged and (lambda component: on_diverged(str(component.failure))))
     try:
         yield log
     finally:
-        stopping.set()
-        reader.join()
+        log.stop()
         orders.close()
 
 

@@ -39,7 +39,7 @@ def server(settings, admin):
 def rpc(settings):
     client = RpcClient(settings, "tester")
     yield client
-    client.close()
+    client.stop()
 
 
 def test_call_returns_the_reply(server, rpc):

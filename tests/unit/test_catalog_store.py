@@ -13,7 +13,7 @@ from catalog_worker.store import DEFAULT_PRICES, STOCK_COLUMNS, CatalogStore, jo
 def store(tmp_path):
     store = CatalogStore(tmp_path)
     yield store
-    store.close()
+    store.stop()
 
 
 def test_starts_with_the_default_stocks(store, tmp_path):
@@ -59,7 +59,7 @@ def test_trades_after_lists_applied_trades_in_order(store):
 def test_state_and_dedupe_survive_a_restart(tmp_path):
     store = CatalogStore(tmp_path)
     store.trade("t1", "FishCo", "buy", 3)
-    store.close()
+    store.stop()
     again = CatalogStore(tmp_path)
     assert again.lookup("FishCo")[2:4] == (97, 3)
     assert again.trade("t1", "FishCo", "buy", 3).seq == 1
@@ -71,11 +71,11 @@ def test_journal_wins_over_a_stale_snapshot(tmp_path):
     store = CatalogStore(tmp_path)
     snapshot = (tmp_path / "stock_db.csv").read_text()
     store.trade("t1", "FishCo", "buy", 3)
-    store.close()
+    store.stop()
     (tmp_path / "stock_db.csv").write_text(snapshot)
     again = CatalogStore(tmp_path)
     assert again.lookup("FishCo").quantity == 97
-    again.close()
+    again.stop()
     assert "FishCo,11.5,97,3,1" in (tmp_path / "stock_db.csv").read_text()
 
 
@@ -114,12 +114,12 @@ def test_checkpoints_rotate_the_journal_and_drop_folded_segments(tmp_path):
         "catalog_journal-000000000061.csv"]
     assert [t.seq for t in store.trades_after(55)] == [56, 57, 58, 59, 60]
     assert len(store.trades_after(0)) == 25  # the window
-    store.close()
+    store.stop()
     again = CatalogStore(tmp_path, window_keys=25, segment_trades=10)
     assert again.lookup("FishCo")[2:4] == (100, 60)
     assert again.trade("t59", "FishCo", "buy", 1).seq == 60  # still in the window: not applied again
     assert again.trade("t0", "FishCo", "sell", 1).seq == 61  # forgotten: a new trade
-    again.close()
+    again.stop()
 
 
 def test_every_crash_point_of_a_checkpoint_recovers(tmp_path):
@@ -148,13 +148,13 @@ def test_every_crash_point_of_a_checkpoint_recovers(tmp_path):
     shutil.copy(tmp_path / "live" / "stock_db.csv", states[-1])
     for path in journal_segments(tmp_path / "live"):
         shutil.copy(path, states[-1])
-    store.close()
+    store.stop()
     for path in states[1:]:
         again = CatalogStore(path, window_keys=4, segment_trades=3)
         assert again.lookup("FishCo")[2:4] == (101, 9), path  # 5 sells, 4 buys; the torn line is gone
         assert again.trade("t8", "FishCo", "sell", 1).seq == 9, path
         assert again.trade("t-new", "FishCo", "sell", 1).seq == 10, path
-        again.close()
+        again.stop()
 
 
 def test_a_full_journal_disk_changes_nothing(store, monkeypatch):
