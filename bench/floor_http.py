@@ -15,6 +15,10 @@ def create_app():
     orders = {}
     numbers = itertools.count()
 
+    @app.get("/healthz")
+    def healthz():
+        return {"data": {"status": "ok"}}
+
     @app.get("/stocks/<name>")
     def lookup(name):
         return {"data": {"name": name, "price": 15.99, "quantity": 100}}

@@ -1,4 +1,5 @@
 """RPC client that many threads can share: a pool of connections, each used by one thread at a time."""
+import contextlib
 import logging
 import threading
 import time
@@ -47,10 +48,8 @@ class _Link:
         return self.body
 
     def close(self):
-        try:
+        with contextlib.suppress(Exception):  # it is being thrown away anyway
             self.connection.close()
-        except Exception:  # noqa: BLE001 - it is being thrown away anyway
-            pass
 
     def _on_reply(self, _channel, _method, props, body):
         # A late reply to a call that already timed out carries another correlation id.

@@ -177,7 +177,7 @@ def answer(service: str, method: str, handler: Handler, args: dict) -> tuple[dic
         return exc.envelope(), exc.code, ()
     except DiskFull as exc:
         return RpcError(507, str(exc)).envelope(), 507, ()
-    except Exception:  # noqa: BLE001 - a bug in one request must not stop the worker
+    except Exception:
         log.exception("%s failed", method)
         return RpcError(500, f"internal error in {service}.{method}").envelope(), 500, ()
     if isinstance(result, Reply):

@@ -6,8 +6,8 @@ import threading
 from typing import NamedTuple
 
 from broker import RpcError
-from storage.files import AppendLog, DiskFull, iter_rows, read_table, replace_atomically
 from runtime.lifecycle import Loop
+from storage.files import AppendLog, DiskFull, iter_rows, read_table, replace_atomically
 from storage.window import KeyWindow
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,8 @@ class CatalogStore(Loop):
     """Lookups and atomic trades over the catalog, deduplicated by trade id within a window.
 
     A trade is durable once its journal line is fsynced. A thread of its own (from ``start`` to
-    ``stop``) then checkpoints, at most once a second, and ``stop`` once more: it writes the snapshot (stocks plus the sequence number
-    they include) atomically, starts a new journal segment once the current one holds
+    ``stop``) then checkpoints, at most once a second, and ``stop`` once more: it writes the snapshot
+    (stocks plus the sequence number they include) atomically, starts a new journal segment once the current one holds
     ``segment_trades`` trades, and deletes segments that are both in the snapshot and older than
     the idempotency window. Start-up reads the snapshot and the remaining segments, applying only
     the lines after the snapshot; each step leaves files a restart can read, whenever it is killed.
@@ -132,7 +132,7 @@ class CatalogStore(Loop):
                 self._journal, self._segment_trades = journal, 0
         replace_atomically(self.csv_path, STOCK_COLUMNS, [(*stock[:4], seq) for stock in stocks])
         segments = journal_segments(self.data_dir)
-        for path, following in zip(segments, segments[1:]):
+        for path, following in itertools.pairwise(segments):
             last_seq = int(following.stem.rpartition("-")[2]) - 1
             if last_seq > min(seq, self._seq - self.window_keys):
                 break

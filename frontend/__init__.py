@@ -6,12 +6,12 @@ import time
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
-from runtime.logs import request_id
 from broker.messages import unique_id
-from runtime.metrics import HTTP_DURATION, HTTP_REQUESTS
 from frontend import health, page, routes
 from frontend.board import StockBoard
 from frontend.cache import EventViews, LookupCache
+from runtime.logs import request_id
+from runtime.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 log = logging.getLogger(__name__)
 REQUEST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")

@@ -2,8 +2,8 @@
 import threading
 from collections import OrderedDict
 
-from trading.stocks import parse_stock_changed
 from runtime.metrics import CACHE_HITS, CACHE_MISSES
+from trading.stocks import parse_stock_changed
 
 LOOKUP_FIELDS = ("name", "price", "quantity")
 

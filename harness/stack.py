@@ -1,4 +1,5 @@
-"""Start and stop a native stack (catalog worker, order worker, frontend) in a namespace of its own."""
+"""The one stack launcher, for the tests, the benchmarks and the fault suites: the services as child
+processes in a namespace of their own, ready when their own signals say so (never their log text)."""
 import os
 import random
 import shutil
@@ -13,17 +14,13 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import pika
-from pika.exceptions import AMQPConnectionError
+from prometheus_client.parser import text_string_to_metric_families
 
-from broker.connection import parameters
+from harness.broker import delete_namespace
 from runtime.settings import Settings
-from catalog_worker.service import SERVICE as CATALOG
-from order_worker.replication import STREAM
-from order_worker.service import SERVICE as ORDER
 
 ROOT = Path(__file__).resolve().parent.parent
-STACK_MODULES = ("catalog_worker", "order_worker", "frontend")
+MODULES = {"catalog": "catalog_worker", "order": "order_worker", "frontend": "frontend"}
 
 
 def free_port():
@@ -55,105 +52,66 @@ def free_ports(count):
     return ports
 
 
-def leading_replica(logs, timeout=10):
-    """The replica (a key of ``logs``: name -> log file) whose log says it leads since it last started.
+class Stack:
+    """``with Stack(settings) as stack:`` runs the catalog worker, the order worker and the frontend.
 
-    Only the order queue's single active consumer numbers trades, and it logs ``leading:`` (at INFO)
-    when it starts to; each start logs ``serving ``.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for name, path in logs.items():
-            if "leading:" in path.read_text(errors="replace").rsplit("serving ", 1)[-1]:
-                return name
-        time.sleep(0.05)
-    raise TimeoutError(f"no leader among {sorted(logs)}")
-
-
-class NativeStack:
-    """``with NativeStack({"LOG_LEVEL": "DEBUG"}) as url:`` runs the services as child processes.
-
-    Each stack gets a fresh queue namespace, data directory and port (unless ``env_overrides`` sets
-    them), so it never touches another stack on the same broker. On exit the processes get SIGTERM and
-    the queues of a namespace made up here are deleted. ``modules`` are the ``python -m`` modules to
-    run; the stack is ready when ``GET /stocks/GameStart`` answers 200. ``replicas`` order workers
-    run, each with its own ``REPLICA_ID``, data directory and ``replica_env`` on top of the rest;
-    ``leader`` and ``restart`` read their logs, so they need ``replica_env={"LOG_LEVEL": "INFO"}``.
-    With ``metrics``, each worker serves its Prometheus metrics on a port of its own
-    (``metrics_urls``, by process name; the frontend's are on ``/metrics`` anyway).
+    Without ``settings`` the stack makes its own: a fresh namespace and data directory (unless ``env``
+    sets BAZAAR_NAMESPACE or DATA_DIR), deleted when it ends. With ``replicas`` > 1 the order workers
+    are ``order-0``, ``order-1``…, each with its own ``REPLICA_ID``, data directory
+    ``<data_dir>/order-<i>`` and ``replica_env``; the catalog's files stay in ``<data_dir>``.
+    ``modules`` replaces a service's ``python -m`` module (e.g. the HTTP floor for the frontend).
+    Every worker serves its metrics on a port of its own (``metrics_urls``): a worker is ready once
+    they show it consuming, the frontend once ``/readyz`` (or, without its workers, ``/healthz``)
+    answers 200. Leaving the block stops whatever still runs, SIGTERM first.
     """
 
-    def __init__(self, env_overrides=None, modules=STACK_MODULES, ready_timeout=30, replicas=1, replica_env=None,
-                 metrics=False):
-        self.env_overrides = dict(env_overrides or {})
-        self.modules, self.replicas, self.replica_env = modules, replicas, dict(replica_env or {})
-        self.ready_timeout, self.metrics = ready_timeout, metrics
+    def __init__(self, settings=None, env=None, services=tuple(MODULES), modules=None, replicas=1,
+                 replica_env=None, log_dir=None, port=None, ready_timeout=30):
+        env = dict(env or {})
+        self._scratch = None
+        if settings is None:
+            self._scratch = tempfile.mkdtemp(prefix="bazaar-stack-")
+            settings = Settings.from_env({**os.environ, "BAZAAR_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}",
+                                          "DATA_DIR": self._scratch, "LOG_LEVEL": "WARNING", **env})
+            self._owns_namespace = "BAZAAR_NAMESPACE" not in env
+        else:
+            self._owns_namespace = False
+        self.settings, self.ready_timeout = settings, ready_timeout
+        self.log_dir = Path(log_dir or settings.data_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        ports = [p for p in free_ports(2 + len(services) + replicas) if p != port]  # never the frontend's
+        self.port = port or ports.pop()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "AMQP_URL": settings.amqp_url, "BAZAAR_NAMESPACE": settings.namespace,
+                    "DATA_DIR": str(settings.data_dir), "FRONTEND_HOST": "127.0.0.1",
+                    "FRONTEND_PORT": str(self.port), "RPC_TIMEOUT": str(settings.rpc_timeout),
+                    "QUEUE_TYPE": settings.queue_type, "LOG_LEVEL": settings.log_level, **env}
+        modules = {**MODULES, **(modules or {})}
+        self.services = {}  # name -> (module, its own environment)
+        for service in services:
+            if service == "order" and replicas > 1:
+                self.services.update({f"order-{i}": (modules["order"], {
+                    "REPLICA_ID": str(i), "DATA_DIR": str(self.replica_dir(f"order-{i}")), **(replica_env or {})})
+                    for i in range(replicas)})
+            else:
+                self.services[service] = (modules[service], {})
+        workers = [name for name in self.services if name != "frontend"]
+        self.metrics_ports = dict(zip(workers, ports, strict=False))
+        self.metrics_urls = {name: f"http://127.0.0.1:{p}/metrics" for name, p in self.metrics_ports.items()}
         self.processes = {}  # name -> Popen
-        self.metrics_urls = {}  # name -> URL of its metrics
 
     def __enter__(self):
-        self.data_dir = tempfile.mkdtemp(prefix="bazaar-stack-")
-        port = free_port()
-        self.env = {**os.environ, "BAZAAR_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}",
-                    "DATA_DIR": self.data_dir, "FRONTEND_HOST": "127.0.0.1", "FRONTEND_PORT": str(port),
-                    "LOG_LEVEL": "WARNING", **self.env_overrides}
-        self.url = f"http://127.0.0.1:{self.env['FRONTEND_PORT']}"
-        for module in self.modules:
-            for replica in range(self.replicas if module == "order_worker" else 1):
-                self._start(module, replica)
+        """Start every service; leaving the block stops whatever still runs."""
         try:
-            self._wait_ready()
+            self.start()
         except BaseException:
-            self.__exit__(None, None, None)
+            self.__exit__()
             raise
-        return self.url
+        return self
 
-    def _start(self, module, replica):
-        env, name = self.env, module
-        if module == "order_worker" and self.replicas > 1:
-            name = self.replica_name(replica)
-            env = {**env, "REPLICA_ID": str(replica), "DATA_DIR": str(self.replica_dir(name)), **self.replica_env}
-        if self.metrics and module != "frontend":
-            taken = {int(self.env["FRONTEND_PORT"])} | {int(url.split(":")[2].split("/")[0])
-                                                         for url in self.metrics_urls.values()}
-            port = next(p for p in free_ports(len(taken) + 1) if p not in taken)
-            env = {**env, "METRICS_PORT": str(port)}
-            self.metrics_urls[name] = f"http://127.0.0.1:{port}/metrics"
-        with open(Path(self.data_dir) / f"{name}.log", "ab") as log:
-            self.processes[name] = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT,
-                                                    stdout=log, stderr=subprocess.STDOUT)
-
-    @staticmethod
-    def replica_name(replica):
-        return f"order_worker-{replica}"
-
-    def replica_dir(self, name):
-        """The data directory of an order worker replica."""
-        return Path(self.data_dir) / name
-
-    def leader(self, timeout=10):
-        """The name of the order worker replica that leads now."""
-        names = [self.replica_name(replica) for replica in range(self.replicas)]
-        return leading_replica({name: Path(self.data_dir) / f"{name}.log" for name in names}, timeout)
-
-    def kill(self, name):
-        """SIGKILL one process and wait for it."""
-        self.processes[name].kill()
-        self.processes[name].wait()
-
-    def restart(self, name):
-        """Start an order worker replica again on its own data directory; return once it consumes."""
-        log = Path(self.data_dir) / f"{name}.log"
-        before = log.stat().st_size
-        self._start("order_worker", int(name.rsplit("-", 1)[1]))
-        deadline = time.monotonic() + self.ready_timeout
-        while b"serving " not in log.read_bytes()[before:]:
-            if self.processes[name].poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start again\n{self.logs()}")
-            time.sleep(0.05)
-
-    def __exit__(self, *exc):
+    def __exit__(self, *_):
         for process in self.processes.values():
+            process.send_signal(signal.SIGCONT)  # a test may have frozen it
             process.send_signal(signal.SIGTERM)
         for process in self.processes.values():
             try:
@@ -162,38 +120,92 @@ class NativeStack:
                 process.kill()
                 process.wait()
         self.processes = {}
-        if "BAZAAR_NAMESPACE" not in self.env_overrides:
-            self._delete_queues()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self._owns_namespace:
+            delete_namespace(self.settings)
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def start(self, *names):
+        """Start services (all by default) and wait until they are ready."""
+        for name in names or self.services:
+            module, env = self.services[name]
+            metrics_port = str(self.metrics_ports.get(name, 0))
+            with open(self.log_dir / f"{name}.log", "ab") as log:
+                self.processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", module], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                    env={**self.env, **env, "METRICS_PORT": metrics_port})
+        self.wait_ready(names or self.services)
+
+    def stop(self, *names, sig=signal.SIGTERM):
+        """Signal services (all running by default) and wait for them; return their exit codes."""
+        names = names or list(self.processes)
+        for name in names:
+            self.processes[name].send_signal(sig)
+        return {name: self.processes.pop(name).wait(timeout=15) for name in names}
+
+    def kill(self, *names):
+        return self.stop(*names, sig=signal.SIGKILL)
+
+    def replica_dir(self, name):
+        """The data directory of an order worker replica."""
+        return self.settings.data_dir / name
+
+    @property
+    def replicas(self):
+        """The order worker replicas running now."""
+        return [name for name in self.processes if name.startswith("order")]
+
+    def leader(self, timeout=10):
+        """The order worker replica that leads now, as its metrics say."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name in self.replicas:
+                if self._metric(name, "bazaar_order_leading") == 1:
+                    return name
+            time.sleep(0.05)
+        raise TimeoutError(f"no leader among {self.replicas}")
+
+    def wait_ready(self, names, timeout=None):
+        deadline = time.monotonic() + (timeout or self.ready_timeout)
+        while not all(self._ready(name) for name in names):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{list(names)} not ready:\n{self.logs()}")
+            time.sleep(0.05)
 
     def logs(self):
-        """The output of every process so far, for error messages."""
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}"
-                         for p in sorted(Path(self.data_dir).glob("*.log")))
+        """The end of every service's log, for error messages."""
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                         for p in sorted(self.log_dir.glob("*.log")))
 
-    def _wait_ready(self):
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self.processes.values()):
-                raise RuntimeError(f"a stack process exited during start-up\n{self.logs()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/stocks/GameStart", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"stack not ready after {self.ready_timeout} s\n{self.logs()}")
+    def _ready(self, name):
+        if self.processes[name].poll() is not None:
+            raise RuntimeError(f"{name} exited:\n{self.logs()}")
+        if name in self.metrics_urls:  # consuming its service's queue
+            return (self._metric(name, "bazaar_consumers", {"name": name.partition("-")[0]}) or 0) > 0
+        # With every worker of the stack running, the frontend answers /readyz only once they answer pings.
+        workers_run = self.metrics_urls and all(worker in self.processes for worker in self.metrics_urls)
+        return _get(f"{self.url}/readyz" if workers_run else f"{self.url}/healthz") == 200
 
-    def _delete_queues(self):
-        settings = Settings.from_env(self.env)
+    def _metric(self, name, metric, labels=None):
+        """The value of a worker's sample of ``metric`` with ``labels``, or None."""
         try:
-            connection = pika.BlockingConnection(parameters(settings))
-        except AMQPConnectionError:
-            return  # no broker, so no queues to delete
-        with connection:
-            channel = connection.channel()
-            for queue in (settings.queue(CATALOG), settings.queue(ORDER), settings.queue(STREAM),
-                          settings.dead_letter_queue):
-                channel.queue_delete(queue)
-            channel.exchange_delete(settings.events_exchange)
+            with urllib.request.urlopen(self.metrics_urls[name], timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == metric and sample.labels == (labels or {}):
+                    return sample.value
+        return None
+
+
+def _get(url):
+    """The status of a GET, or None without an answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None

@@ -19,9 +19,9 @@ from pika.exceptions import ChannelClosedByBroker
 
 from broker.consumer import ROUND, Consumer
 from broker.messages import RpcError, deadline, unique_id
+from order_worker.store import Order
 from runtime.lifecycle import Fatal
 from runtime.metrics import ORDER_LEADING
-from order_worker.store import Order
 
 log = logging.getLogger(__name__)
 STREAM = "orders"

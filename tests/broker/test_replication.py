@@ -118,7 +118,7 @@ def test_a_log_that_disagrees_with_the_stream_stops_the_replica(settings, tmp_pa
     reasons = []
     with replica(settings, tmp_path / "b", on_diverged=reasons.append) as diverged:
         assert "someone-else" in wait_for_reason(reasons)  # the log's detail; clients get a short 503
-        with pytest.raises(RpcError, match="^this order replica cannot follow the order stream$"):
+        with pytest.raises(RpcError, match=r"^this order replica cannot follow the order stream$"):
             diverged.lead()
 
 

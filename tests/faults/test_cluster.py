@@ -9,13 +9,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from test_faults import Load, check_invariants, wait_until_reconciled
 
 from bench.failover import wait_identical
-from harness.stack import free_port
-from runtime.settings import Settings
 from client.session import Session
-from conftest import Stack
-from test_faults import Load, check_invariants, wait_until_reconciled
+from harness.stack import Stack
+from runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 RABBITMQ = Path("/usr/lib/rabbitmq/bin")
@@ -78,7 +77,7 @@ def cluster(tmp_path_factory):
 def cluster_stack(cluster, tmp_path):
     settings = Settings(amqp_url=cluster.amqp_url, namespace=f"test-{uuid.uuid4().hex[:10]}",
                         data_dir=tmp_path / "data", rpc_timeout=3.0, queue_type="quorum")
-    with Stack(settings, free_port(), tmp_path, replicas=3) as stack:
+    with Stack(settings, log_dir=tmp_path, replicas=3) as stack:
         yield stack
 
 

@@ -5,11 +5,10 @@ import shutil
 import time
 
 import pytest
+from test_faults import Load, check_invariants, wait_until_reconciled
 
 from bench.failover import gaps, wait_identical
-from harness.stack import free_port, leading_replica
-from conftest import Stack
-from test_faults import Load, check_invariants, wait_until_reconciled
+from harness.stack import Stack
 
 REPLICAS = 3
 LEADER_KILLS = 10
@@ -18,17 +17,8 @@ LEADER_KILLS = 10
 @pytest.fixture
 def replicated(settings, tmp_path):
     """A stack with three order worker replicas."""
-    stack = Stack(settings, free_port(), tmp_path, replicas=REPLICAS)
-    stack.start()
-    yield stack
-    for name in list(stack.processes):
-        stack.processes.pop(name).kill()
-    stack.admin.close()
-
-
-def leader(stack, timeout=10):
-    """The running replica that leads."""
-    return leading_replica({name: stack.log_dir / f"{name}.log" for name in stack.replicas}, timeout)
+    with Stack(settings, log_dir=tmp_path, replicas=REPLICAS) as stack:
+        yield stack
 
 
 def restart(stack, name, rng, snapshots):
@@ -47,7 +37,7 @@ def kill_replicas(stack, rng):
     snapshots, killed_at, restarts = {}, [], []
     for round_ in range(LEADER_KILLS):
         time.sleep(rng.uniform(0.5, 1.0))
-        victims = [leader(stack)]
+        victims = [stack.leader()]
         if round_ % 3 == 2:
             victims.append(rng.choice([name for name in stack.replicas if name != victims[0]]))
         snapshot = stack.log_dir / f"snapshot-{victims[-1]}"

@@ -159,7 +159,8 @@ def test_exactly_once_while_services_are_killed(stack, settings):
     logs = "".join(path.read_text(errors="replace") for path in stack.log_dir.glob("*.log"))
     print(f"kills {dict(kills)}; trades attempted {len(load.attempted)}, succeeded {len(load.succeeded)}, "
           f"uncertain {len(load.uncertain)}; statuses {dict(load.statuses)}; order log "
-          f"{len(read_csv(settings, 'order_log.csv'))}; journal segments {len(journal_segments(settings.data_dir))}; reconciled by the order worker "
+          f"{len(read_csv(settings, 'order_log.csv'))}; journal segments {len(journal_segments(settings.data_dir))}; "
+          f"reconciled by the order worker "
           f"{logs.count('reconciled trade')}; converged {reconciling:.1f} s after the load; "
           f"{time.monotonic() - started:.1f} s in all")
     assert not set(load.statuses) & {400, 404, 422}, load.statuses

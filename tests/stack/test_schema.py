@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
 
-from runtime.settings import Settings
 from client.session import Session
+from runtime.settings import Settings
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "frontend" / "openapi.json"
 DOC = json.loads(DOC_PATH.read_text())

@@ -1,8 +1,8 @@
 """The stock board: newest state per stock, ETag of the listing, trusted only while events flow."""
 import json
 
-from trading.stocks import STOCK_CHANGED
 from frontend.board import StockBoard
+from trading.stocks import STOCK_CHANGED
 
 CATALOG = [{"name": "FishCo", "price": 11.5, "quantity": 100, "trading_volume": 0, "seq": 0},
            {"name": "BoarCo", "price": 22.75, "quantity": 100, "trading_volume": 0, "seq": 0}]

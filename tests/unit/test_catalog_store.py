@@ -5,8 +5,8 @@ import threading
 import pytest
 
 from broker import RpcError
-from storage.files import DiskFull, read_table
 from catalog_worker.store import DEFAULT_PRICES, STOCK_COLUMNS, CatalogStore, journal_segments
+from storage.files import DiskFull, read_table
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def test_quiet_connections_are_not_asked_again(server, loop, monkeypatch):
     client = connect(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     run_until(loop, lambda: received(client))
     assert len(set(asked)) == 1  # the new connection's channel only
-    for sock in held + [client]:
+    for sock in [*held, client]:
         sock.close()
 
 
