@@ -5,6 +5,7 @@ import threading
 import time
 from typing import Any
 
+from pika import BasicProperties, BlockingConnection
 from pika.exceptions import AMQPError
 
 from broker.connection import connect
@@ -21,16 +22,17 @@ BROKER_UNAVAILABLE = "message broker unavailable"
 class _Link:
     """A connection and channel consuming Direct Reply-to, owned by one caller at a time."""
 
-    def __init__(self, connection):
+    def __init__(self, connection: BlockingConnection) -> None:
         self.connection = connection
         self.channel = connection.channel()
         self.channel.add_on_return_callback(self._on_return)
         self.channel.basic_consume(DIRECT_REPLY_TO, self._on_reply, auto_ack=True)
-        self.call_id = self.body = None
+        self.call_id: str | None = None
+        self.body: bytes | None = None
         self.returned = False
         self.last_used = time.monotonic()
 
-    def call(self, service, queue, body, props, timeout):
+    def call(self, service: str, queue: str, body: bytes, props: BasicProperties, timeout: float) -> bytes:
         """Publish a request and pump this connection until its own reply arrives."""
         self.call_id, self.body, self.returned = props.correlation_id, None, False
         self.channel.basic_publish("", queue, body, props, mandatory=True)
@@ -47,16 +49,16 @@ class _Link:
             raise RpcError(503, f"the {service} service is unavailable")
         return self.body
 
-    def close(self):
+    def close(self) -> None:
         with contextlib.suppress(Exception):  # it is being thrown away anyway
             self.connection.close()
 
-    def _on_reply(self, _channel, _method, props, body):
+    def _on_reply(self, _channel: Any, _method: Any, props: BasicProperties, body: bytes) -> None:
         # A late reply to a call that already timed out carries another correlation id.
         if props.correlation_id == self.call_id:
             self.body = body
 
-    def _on_return(self, _channel, _method, props, _body):
+    def _on_return(self, _channel: Any, _method: Any, props: BasicProperties, _body: bytes) -> None:
         if props.correlation_id == self.call_id:
             self.returned = True  # unroutable: the service's queue does not exist
 
@@ -83,11 +85,11 @@ class RpcClient(Loop):
                 RPC_CALL_DURATION.labels(service, method).time():
             return self._call(service, method, args, timeout)
 
-    def _call(self, service, method, args, timeout):
+    def _call(self, service: str, method: str, args: dict, timeout: float | None) -> Any:
         timeout = timeout or self.settings.rpc_timeout
         # A call made while handling a request gets no more time than that request's caller has left.
-        if deadline.get() is not None:
-            timeout = min(timeout, deadline.get() - time.time())
+        if (ends := deadline.get()) is not None:
+            timeout = min(timeout, ends - time.time())
             if timeout <= 0:
                 log.warning("no time left to call %s on %s", method, service)
                 raise RpcError(504, f"no reply from the {service} service in time")
@@ -125,7 +127,7 @@ class RpcClient(Loop):
         for link in idle:
             link.close()
 
-    def _borrow(self):
+    def _borrow(self) -> _Link:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
@@ -135,7 +137,7 @@ class RpcClient(Loop):
             log.warning("cannot connect to the message broker: %r", exc)
             raise RpcError(503, BROKER_UNAVAILABLE) from None
 
-    def _give_back(self, link):
+    def _give_back(self, link: _Link) -> None:
         with self._lock:
             if not self.stopping.is_set():
                 self._idle.append(link)

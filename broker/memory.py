@@ -1,6 +1,7 @@
 """An in-memory transport, for tests whose subject is not RabbitMQ: a call goes straight to the
 service's handlers (through the RPC server's own ``answer``) and their events to the listeners."""
 import json
+from collections.abc import Callable
 from typing import Any
 
 from broker.messages import RpcError, encode, parse_reply
@@ -17,7 +18,7 @@ class MemoryEvents(Component):
         super().__init__()
         self.listeners: list[Any] = []
 
-    def start(self, on_failure=None) -> None:
+    def start(self, on_failure: Callable[[Component], None] | None = None) -> None:
         super().start(on_failure)
         for listener in self.listeners:
             listener.on_connected()

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-from pika import BlockingConnection
+from pika import BasicProperties, BlockingConnection
 from pika.exceptions import AMQPError
 
 from broker.connection import declare_queue
@@ -92,7 +92,7 @@ class RpcServer(Consumer):
             self._pool.shutdown(wait=True)
             connection.process_data_events(time_limit=0)
 
-    def _on_message(self, channel, delivery, props, body):
+    def _on_message(self, channel: Any, delivery: Any, props: BasicProperties, body: bytes) -> None:
         if self.stopping.is_set():
             return  # left unacked: the broker requeues it when this connection closes
         if self._pool:
@@ -100,7 +100,7 @@ class RpcServer(Consumer):
         else:
             self._handle(channel, delivery, props, body)
 
-    def _on_channel(self, channel, operation, *args):
+    def _on_channel(self, channel: Any, operation: Callable[..., object], *args: Any) -> None:
         """Run a channel operation on the consumer's thread: pika is not thread-safe."""
         if not self._pool:
             operation(*args)
@@ -110,7 +110,7 @@ class RpcServer(Consumer):
         except AMQPError as exc:  # the broker redelivers the request to the next active consumer
             log.warning("lost the connection before replying: %r", exc)
 
-    def _handle(self, channel, delivery, props, body):
+    def _handle(self, channel: Any, delivery: Any, props: BasicProperties, body: bytes) -> None:
         try:
             method, args = parse_request(props, body, self.handlers)
         except BadMessage as exc:
@@ -142,7 +142,7 @@ class RpcServer(Consumer):
         request_id.reset(token)
 
     @staticmethod
-    def _finish(channel, publications, delivery, reply):
+    def _finish(channel: Any, publications: Sequence[Publication], delivery: Any, reply: tuple) -> None:
         """Publish a handled request's events and its reply, and ack it, on the consumer's thread.
 
         The reply goes before the ack: SIGKILL resets the connection, and RabbitMQ drops what it
@@ -160,11 +160,11 @@ class RpcServer(Consumer):
         if not delivery.redelivered:
             channel.basic_ack(delivery.delivery_tag)
 
-    def _reply(self, channel, request, reply):
+    def _reply(self, channel: Any, request: BasicProperties, reply: dict) -> None:
         self._on_channel(channel, channel.basic_publish, "", request.reply_to, encode(reply),
                          self._reply_properties(request))
 
-    def _reply_properties(self, request):
+    def _reply_properties(self, request: BasicProperties) -> BasicProperties:
         return properties(self.service, request.type, correlation_id=request.correlation_id)
 
 

@@ -26,7 +26,7 @@ def create_app(settings, rpc, events):
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # An OPTIONS answer would be an empty text/html 200; every response here is JSON.
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # the default provider has it
     app.extensions["rpc"] = rpc
     app.extensions["cache"] = cache = LookupCache(settings.cache_size)
     app.extensions["board"] = board = StockBoard()

@@ -1,6 +1,7 @@
 """Serve the app with waitress, sized so that idle or stalled connections cannot lock others out."""
 import logging
 import resource
+from typing import Any
 
 import waitress
 
@@ -55,7 +56,7 @@ class HttpServer(Loop):
     def __init__(self, app, settings):
         super().__init__("http")
         self.app, self.settings = app, settings
-        self._server = None
+        self._server: Any = None
 
     def start(self, on_failure=None):
         self._server = create_server(self.app, self.settings)

@@ -39,7 +39,7 @@ def free_ports(count):
         first_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except OSError:
         first_ephemeral = 32768  # Linux's default
-    ports = []
+    ports: list[int] = []
     while len(ports) < count:
         port = random.randrange(10000, max(first_ephemeral, 10001))
         with socket.socket() as s:
@@ -138,7 +138,7 @@ class Stack:
 
     def stop(self, *names, sig=signal.SIGTERM):
         """Signal services (all running by default) and wait for them; return their exit codes."""
-        names = names or list(self.processes)
+        names = names or tuple(self.processes)
         for name in names:
             self.processes[name].send_signal(sig)
         return {name: self.processes.pop(name).wait(timeout=15) for name in names}

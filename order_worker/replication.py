@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future
+from typing import Any
 
 import pika
 from pika.exceptions import ChannelClosedByBroker
@@ -62,7 +63,7 @@ class ReplicatedLog(Consumer):
         self._position_file = settings.data_dir / "stream_position"
         self._position, self._next = self._load_position()
         self._lock = threading.RLock()  # guards the fields below, shared by handlers and the reader
-        self._link = None  # (connection, channel) of the reader, which also publishes
+        self._link: tuple[Any, Any] | None = None  # (connection, channel) of the reader, which also publishes
         self._connected = threading.Event()
         self._wake = threading.Event()  # cuts a follower's round short when this replica publishes
         self._first_delivery, self._last_tag = False, None  # of the reader's subscription, unacked
@@ -146,6 +147,7 @@ class ReplicatedLog(Consumer):
         connection.process_data_events(time_limit=ROUND)
         self._commit()
         if self._last_tag is not None:  # one ack for the round: a stream's acks are only credit
+            assert self._link is not None  # set by subscribe, on this thread
             _, channel = self._link
             channel.basic_ack(self._last_tag, multiple=True)
             self._last_tag = None
@@ -187,7 +189,8 @@ class ReplicatedLog(Consumer):
         """Append an entry to the stream (from the reader's thread); return the Future of its outcome."""
         if self.failure:
             raise RpcError(503, "this order replica cannot follow the order stream")  # why: in its log
-        outcome, message_id = Future(), unique_id()
+        outcome: Future = Future()
+        message_id = unique_id()
         self._connected.wait(_time_left(self.settings.rpc_timeout))
         with self._lock:
             if self._link is None:

@@ -6,17 +6,17 @@ request_id = contextvars.ContextVar("request_id", default="-")
 
 
 class _ContextFilter(logging.Filter):
-    def __init__(self, service):
+    def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
 
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
         record.request_id = request_id.get()
         return True
 
 
-def setup_logging(service, level="INFO"):
+def setup_logging(service: str, level: str = "INFO") -> None:
     """Send every log record to stderr in one legible format."""
     handler = logging.StreamHandler()
     handler.addFilter(_ContextFilter(service))

@@ -86,7 +86,7 @@ class Settings:
 
 
 def _parse(field: dataclasses.Field, value: str) -> Any:
-    parse = field.metadata["parse"] or field.type
+    parse: Callable[[str], Any] = field.metadata["parse"] or field.type  # type: ignore[assignment]
     try:
         return parse(value)
     except ValueError:

@@ -2,6 +2,7 @@
 import os
 import select
 import signal
+from typing import Any
 
 
 class StopSignal:
@@ -13,22 +14,22 @@ class StopSignal:
     runs the handler before anything else, so ``requested`` is a check without a system call.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.requested = False
         self._read_end, self._write_end = os.pipe()
         os.set_blocking(self._write_end, False)
         signal.set_wakeup_fd(self._write_end)
         self._handle(self._record)
 
-    def _record(self, *_):
+    def _record(self, *_: object) -> None:
         self.requested = True
 
-    def set(self):
+    def set(self) -> None:
         """Ask for a stop from ordinary code, e.g. a thread that found it cannot go on."""
         self.requested = True
         os.write(self._write_end, b"\0")
 
-    def wait(self, timeout=None):
+    def wait(self, timeout: float | None = None) -> bool:
         """True once a stop was asked for; waits at most ``timeout`` seconds (None: forever)."""
         if not self.requested and timeout != 0:
             select.select([self._read_end], [], [], timeout)
@@ -40,6 +41,6 @@ class StopSignal:
         return True
 
     @staticmethod
-    def _handle(action):
+    def _handle(action: Any) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, action)

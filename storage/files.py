@@ -13,6 +13,8 @@ import io
 import logging
 import os
 from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 from runtime.metrics import FSYNC_DURATION
 
@@ -30,7 +32,7 @@ class DiskFull(Exception):
 
 
 @contextlib.contextmanager
-def refusing_full_disk(path):
+def refusing_full_disk(path: Path) -> Iterator[None]:
     """Turn a full disk into DiskFull, logging once when an episode starts and once when it ends."""
     try:
         yield
@@ -46,7 +48,7 @@ def refusing_full_disk(path):
         log.info("disk space is available again (%s written)", path)
 
 
-def require_free_space(path, reserve):
+def require_free_space(path: Path, reserve: int) -> None:
     """Raise DiskFull unless the filesystem holding ``path`` has ``reserve`` bytes free."""
     with refusing_full_disk(path):
         stat = os.statvfs(path)
@@ -54,7 +56,7 @@ def require_free_space(path, reserve):
             raise OSError(errno.ENOSPC, f"less than {reserve} bytes free")
 
 
-def replace_atomically(path, header, rows):
+def replace_atomically(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     """Write a whole CSV table so that a crash or a full disk leaves either the old file or the new one."""
     tmp = path.with_name(path.name + ".tmp")
     with refusing_full_disk(path):
@@ -72,12 +74,12 @@ def replace_atomically(path, header, rows):
         _fsync_dir(path.parent)
 
 
-def read_table(path, header):
+def read_table(path: Path, header: Sequence[str]) -> list[list[str]]:
     """Rows of a CSV table written by replace_atomically, checking its header."""
     return list(iter_rows(path, header))
 
 
-def iter_rows(path, header):
+def iter_rows(path: Path, header: Sequence[str]) -> Iterator[list[str]]:
     """The rows of a CSV file one at a time, its header checked and left out."""
     with open(path, newline="") as f:
         reader = csv.reader(f)
@@ -86,14 +88,14 @@ def iter_rows(path, header):
         yield from reader
 
 
-def csv_line(row):
+def csv_line(row: Sequence[object]) -> bytes:
     """One CSV record as UTF-8 bytes, newline included."""
     line = io.StringIO()
     csv.writer(line).writerow(row)
     return line.getvalue().encode()
 
 
-def parse_line(data):
+def parse_line(data: bytes) -> list[str]:
     """The fields of one CSV record given as bytes."""
     return next(csv.reader([data.decode()]))
 
@@ -106,12 +108,12 @@ class AppendLog:
     off too, so the file never holds a partial record.
     """
 
-    def __init__(self, path, fd):
+    def __init__(self, path: Path, fd: int) -> None:
         self.path, self._fd = path, fd
         self.size = os.fstat(fd).st_size
 
     @classmethod
-    def open(cls, path, header):
+    def open(cls, path: Path, header: Sequence[str]) -> "AppendLog":
         """Open (or create) the log for appends, locked against other processes, torn tail cut off."""
         if not path.exists():
             replace_atomically(path, header, [])
@@ -126,7 +128,7 @@ class AppendLog:
         next(iter_rows(path, header), None)  # checks the header
         return self
 
-    def append(self, row, sync=True):
+    def append(self, row: Sequence[object], sync: bool = True) -> int:
         """Write one record and make it durable (or leave that to ``sync``, to fsync several at
         once); return the offset where its line starts."""
         data, start = csv_line(row), self.size
@@ -143,23 +145,23 @@ class AppendLog:
         self.size = start + len(data)
         return start
 
-    def sync(self):
+    def sync(self) -> None:
         """Make every record written so far durable."""
         with refusing_full_disk(self.path):
             self._fdatasync()
 
-    def _fdatasync(self):
+    def _fdatasync(self) -> None:
         with FSYNC_DURATION.time():
             os.fdatasync(self._fd)
 
-    def read(self, offset, length):
+    def read(self, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes of the log from ``offset``."""
         return os.pread(self._fd, length, offset)
 
-    def close(self):
+    def close(self) -> None:
         os.close(self._fd)
 
-    def _cut_torn_tail(self):
+    def _cut_torn_tail(self) -> None:
         tail = self.read(max(0, self.size - 65536), 65536)
         complete = self.size - len(tail) + tail.rfind(b"\n") + 1
         if complete < self.size:
@@ -178,11 +180,11 @@ class LineIndex:
 
     BLOCK = 4096
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.ends, self.lines, self.size = array("q"), 0, 0
 
     @classmethod
-    def scan(cls, path, chunk=1 << 22):
+    def scan(cls, path: Path, chunk: int = 1 << 22) -> "LineIndex":
         """Index every complete line of a file."""
         self = cls()
         with open(path, "rb") as f:
@@ -191,7 +193,7 @@ class LineIndex:
                     self._add(data.count(b"\n", start, start + cls.BLOCK), min(cls.BLOCK, len(data) - start))
         return self
 
-    def appended(self, offset, length):
+    def appended(self, offset: int, length: int) -> None:
         """Count a line of ``length`` bytes written at ``offset`` (the end of the file)."""
         assert offset == self.size
         end = offset + length - 1  # where its newline is
@@ -200,7 +202,7 @@ class LineIndex:
         self.lines += 1
         self.size = offset + length
 
-    def offset(self, log, line):
+    def offset(self, log: AppendLog, line: int) -> int:
         """Where line ``line`` (0 is the first) starts in ``log`` (an AppendLog of the indexed file)."""
         if line == 0:
             return 0
@@ -213,20 +215,20 @@ class LineIndex:
             position = data.index(b"\n", position + 1)
         return start + position + 1
 
-    def _add(self, newlines, length):
+    def _add(self, newlines: int, length: int) -> None:
         self.lines += newlines
         self.size += length
         if self.size % self.BLOCK == 0:
             self.ends.append(self.lines)
 
 
-def read_line(log, offset, max_length=8192):
+def read_line(log: AppendLog, offset: int, max_length: int = 8192) -> bytes:
     """The line of ``log`` starting at ``offset``, without its newline."""
     data = log.read(offset, max_length)
     return data[:data.index(b"\n")]
 
 
-def _fsync_dir(directory):
+def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

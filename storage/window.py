@@ -1,6 +1,8 @@
 """The idempotency window: recent keys and their values, forgotten by age and by count."""
 import time
 from collections import deque
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any
 
 
 class KeyWindow:
@@ -10,20 +12,20 @@ class KeyWindow:
     arrival, not per key, to spend no memory beyond the key and its value.
     """
 
-    def __init__(self, seconds, limit, clock=time.monotonic):
+    def __init__(self, seconds: float, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds, self.limit, self._clock = seconds, limit, clock
-        self._values = {}
-        self._keys = deque()
-        self._arrivals = deque()  # [second, number of keys that arrived in it], oldest first
+        self._values: dict[Hashable, Any] = {}
+        self._keys: deque[Hashable] = deque()
+        self._arrivals: deque[list[int]] = deque()  # [second, number of keys that arrived in it], oldest first
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._keys)
 
-    def get(self, key):
+    def get(self, key: Hashable) -> Any:
         """The value of a key still in the window, or None."""
         return self._values.get(key)
 
-    def add(self, key, value):
+    def add(self, key: Hashable, value: Any) -> None:
         """Remember a new key (one not in the window) with its value."""
         now = int(self._clock())
         self._values[key] = value
@@ -37,11 +39,11 @@ class KeyWindow:
         while self._arrivals and self._arrivals[0][0] <= now - self.seconds:
             self._forget_oldest()
 
-    def newest(self):
+    def newest(self) -> Iterator[Any]:
         """The values, newest first."""
         return (self._values[key] for key in reversed(self._keys))
 
-    def _forget_oldest(self):
+    def _forget_oldest(self) -> None:
         del self._values[self._keys.popleft()]
         self._arrivals[0][1] -= 1
         if not self._arrivals[0][1]:

@@ -6,7 +6,7 @@ MAX_NAME = 100
 MAX_QUANTITY = 1_000_000_000
 
 
-def parse_trade(args):
+def parse_trade(args: dict) -> tuple[str, str, str, int]:
     """Return ``(trade_id, name, type, quantity)``, or raise a 400 RpcError saying what is wrong."""
     name, order_type, quantity = args.get("name"), args.get("type"), args.get("quantity")
     trade_id = args.get("trade_id")
@@ -23,7 +23,7 @@ def parse_trade(args):
     return trade_id, name, order_type, quantity
 
 
-def parse_int(args, key):
+def parse_int(args: dict, key: str) -> int:
     """An integer argument, or a 400 RpcError."""
     value = args.get(key)
     if type(value) is not int:
