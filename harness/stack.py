@@ -157,20 +157,21 @@ class Stack:
 
     def leader(self, timeout=10):
         """The order worker replica that leads now, as its metrics say."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name in self.replicas:
-                if self._metric(name, "bazaar_order_leading") == 1:
-                    return name
-            time.sleep(0.05)
-        raise TimeoutError(f"no leader among {self.replicas}")
+        leaders: list[str] = []
+
+        def look():
+            leaders[:] = [name for name in self.replicas if self.metric(name, "bazaar_order_leading") == 1]
+            return leaders
+
+        wait_until(look, timeout, f"no leader among {self.replicas}")
+        return leaders[0]
 
     def wait_ready(self, names, timeout=None):
-        deadline = time.monotonic() + (timeout or self.ready_timeout)
-        while not all(self._ready(name) for name in names):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{list(names)} not ready:\n{self.logs()}")
-            time.sleep(0.05)
+        try:
+            wait_until(lambda: all(self._ready(name) for name in names), timeout or self.ready_timeout,
+                       f"{list(names)} not ready")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}:\n{self.logs()}") from None
 
     def logs(self):
         """The end of every service's log, for error messages."""
@@ -181,12 +182,12 @@ class Stack:
         if self.processes[name].poll() is not None:
             raise RuntimeError(f"{name} exited:\n{self.logs()}")
         if name in self.metrics_urls:  # consuming its service's queue
-            return (self._metric(name, "bazaar_consumers", {"name": name.partition("-")[0]}) or 0) > 0
+            return (self.metric(name, "bazaar_consumers", {"name": name.partition("-")[0]}) or 0) > 0
         # With every worker of the stack running, the frontend answers /readyz only once they answer pings.
         workers_run = self.metrics_urls and all(worker in self.processes for worker in self.metrics_urls)
         return _get(f"{self.url}/readyz" if workers_run else f"{self.url}/healthz") == 200
 
-    def _metric(self, name, metric, labels=None):
+    def metric(self, name, metric, labels=None):
         """The value of a worker's sample of ``metric`` with ``labels``, or None."""
         try:
             with urllib.request.urlopen(self.metrics_urls[name], timeout=2) as response:
@@ -198,6 +199,15 @@ class Stack:
                 if sample.name == metric and sample.labels == (labels or {}):
                     return sample.value
         return None
+
+
+def wait_until(condition, timeout, what):
+    """Poll ``condition`` every 50 ms until it holds; fail saying ``what`` did not happen in ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} within {timeout} s")
+        time.sleep(0.05)
 
 
 def _get(url):

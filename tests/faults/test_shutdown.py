@@ -11,6 +11,7 @@ import pytest
 
 from catalog_worker.store import journal_segments
 from client.session import Session
+from harness.stack import wait_until
 
 BUY = {"name": "GameStart", "quantity": 1, "type": "buy"}
 
@@ -40,7 +41,8 @@ def test_sigterm_lets_trades_in_flight_finish(stack, settings):
     stack.processes["catalog"].send_signal(signal.SIGSTOP)  # trades now wait in the order worker
     with ThreadPoolExecutor(4) as pool:
         replies = [pool.submit(post, stack.url) for _ in range(4)]
-        time.sleep(0.5)
+        wait_until(lambda: stack.metric("order", "bazaar_rpc_calls_in_flight", {"service": "catalog"}) == 4, 5,
+                   "the trades did not reach the order worker")
         stack.processes["order"].send_signal(signal.SIGTERM)
         time.sleep(0.3)
         stack.processes["catalog"].send_signal(signal.SIGCONT)
@@ -68,7 +70,7 @@ def load(url, clients=6):
     threads = [threading.Thread(target=trade_until, args=(url, done, outcomes)) for _ in range(clients)]
     for thread in threads:
         thread.start()
-    time.sleep(1)
+    wait_until(lambda: len(outcomes) >= 2 * clients, 10, "the clients did not trade")
     try:
         yield outcomes
     finally:
@@ -88,7 +90,9 @@ def sigterm_twice(stack, name):
 
 def assert_no_success_lost(settings, outcomes):
     """Every trade a client saw succeed is logged once under its number; the logs agree."""
-    time.sleep(settings.rpc_timeout)  # the restarted order worker reconciles
+    # The restarted order worker reconciles: its log gets every trade the catalog journaled.
+    wait_until(lambda: sorted(trade_ids(settings, "order_log.csv")) == sorted(
+        trade_ids(settings, journal_segments(settings.data_dir)[0].name)), 10, "the order log did not catch up")
     logged = trade_ids(settings, "order_log.csv")
     assert len(set(logged)) == len(logged)
     assert sorted(logged) == sorted(trade_ids(settings, journal_segments(settings.data_dir)[0].name))
