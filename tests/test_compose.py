@@ -193,9 +193,8 @@ def test_guest_and_wrong_passwords_are_refused(stack):
     lambda channel: channel.queue_declare("bazaar.intruder", durable=True),
     lambda channel: channel.basic_get("bazaar.order"),
     lambda channel: channel.basic_get("bazaar.orders"),
-    lambda channel: channel.exchange_delete("bazaar.events"),
 ], ids=["delete-order", "delete-catalog", "purge-order", "declare-order", "declare-new", "read-order",
-        "read-stream", "delete-events"])
+        "read-stream"])
 def test_the_frontends_credentials_cannot_touch_the_workers_queues(stack, operation):
     with stack.amqp("frontend") as connection:
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
