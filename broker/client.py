@@ -65,11 +65,12 @@ class RpcClient:
     pika is not thread-safe, so each call borrows a connection no other thread is using and
     pumps it itself: no hand-off between threads on the hot path, and no reply queue per call
     (Direct Reply-to). The pool grows to the number of concurrent callers. A keeper thread
-    services idle connections so heartbeats flow and dead ones are dropped.
+    services idle connections so heartbeats flow and dead ones are dropped. Its connections are
+    named ``<namespace>.<name>``, by default its ``app_id``.
     """
 
-    def __init__(self, settings, app_id, connect_patience=0.5):
-        self.settings, self.app_id = settings, app_id
+    def __init__(self, settings, app_id, connect_patience=0.5, name=None):
+        self.settings, self.app_id, self.name = settings, app_id, name or app_id
         self.connect_patience = connect_patience
         self._idle = []
         self._lock = threading.Lock()
@@ -130,7 +131,7 @@ class RpcClient:
             if self._idle:
                 return self._idle.pop()
         try:
-            return _Link(connect(self.settings, self.app_id, self._stopping, self.connect_patience))
+            return _Link(connect(self.settings, self.name, self._stopping, self.connect_patience))
         except (AMQPError, OSError) as exc:
             log.warning("cannot connect to the message broker: %r", exc)
             raise RpcError(503, BROKER_UNAVAILABLE) from None

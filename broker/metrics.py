@@ -38,6 +38,15 @@ RPC_HANDLING_DURATION = Histogram("bazaar_rpc_handling_duration_seconds",
 RPC_DEAD_LETTERED = Counter("bazaar_rpc_dead_lettered_total",
                             "Requests a worker dead-lettered: malformed, or their caller stopped waiting.",
                             ["service", "reason"])
+RPC_CONSUMERS = Gauge("bazaar_rpc_consumers", "Consumers a worker holds on its request queue; 0: it takes no requests.",
+                      ["service"])
+
+# An order worker replica (order_worker/replication.py): whether it leads, and how far it has read.
+ORDER_LEADING = Gauge("bazaar_order_leading", "1 while this order replica leads: it numbers the trades.")
+ORDER_STREAM_POSITION = Gauge("bazaar_order_stream_position",
+                              "Offset of the next order stream entry this replica applies.")
+ORDER_LOG_ORDERS = Gauge("bazaar_order_log_orders",
+                         "Orders in this replica's log: the next transaction number it expects.")
 
 # The fsync that makes an appended record durable (broker/storage.py).
 FSYNC_DURATION = Histogram("bazaar_storage_fsync_duration_seconds", "Time to fsync an appended log record.",

@@ -20,7 +20,7 @@ from broker.messages import (
     parse_request,
     properties,
 )
-from broker.metrics import RPC_DEAD_LETTERED, RPC_HANDLED, RPC_HANDLING_DURATION, serve_metrics
+from broker.metrics import RPC_CONSUMERS, RPC_DEAD_LETTERED, RPC_HANDLED, RPC_HANDLING_DURATION, serve_metrics
 from broker.signals import StopSignal
 
 log = logging.getLogger(__name__)
@@ -51,11 +51,14 @@ class RpcServer:
     serving it (RabbitMQ's single active consumer): this process subscribes once, calls
     ``on_subscribed`` (it is a standby until a request arrives), and hands each request to one
     of ``threads`` handler threads, which give the reply and ack back to the consumer's thread.
+    ``name`` names its connections (``<namespace>.<name>``), by default the service: replicas of one
+    service give each their own, so the management UI tells them apart. A service may answer
+    ``ping`` itself.
     """
 
-    def __init__(self, settings, service, handlers, threads, single_active=False, on_subscribed=None):
-        self.settings, self.service = settings, service
-        self.handlers = {**handlers, "ping": self._ping}
+    def __init__(self, settings, service, handlers, threads, single_active=False, on_subscribed=None, name=None):
+        self.settings, self.service, self.name = settings, service, name or service
+        self.handlers = {"ping": self._ping, **handlers}
         self.threads, self.single_active, self.on_subscribed = threads, single_active, on_subscribed
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=service) if single_active else None
         self._stopping = threading.Event()
@@ -98,9 +101,11 @@ class RpcServer:
         return {"service": self.service}
 
     def _consume(self):
+        consumers = RPC_CONSUMERS.labels(self.service)
         while not self._stopping.is_set():
+            subscribed = False
             try:
-                connection = connect(self.settings, self.service, self._stopping)
+                connection = connect(self.settings, self.name, self._stopping)
             except (AMQPError, OSError):
                 return  # only reraised once stopping
             try:
@@ -110,6 +115,8 @@ class RpcServer:
                 handlers = self.threads if self._pool else 1
                 channel.basic_qos(prefetch_count=self.settings.prefetch * handlers)
                 channel.basic_consume(queue, self._on_message)
+                consumers.inc()
+                subscribed = True
                 if self.on_subscribed:
                     self.on_subscribed()
                 while not self._stopping.is_set():
@@ -122,6 +129,8 @@ class RpcServer:
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
                 log.warning("lost connection to broker: %r", exc)
             finally:
+                if subscribed:
+                    consumers.dec()
                 if connection.is_open:
                     connection.close()
 
@@ -181,7 +190,9 @@ class RpcServer:
         elapsed = time.perf_counter() - started
         RPC_HANDLED.labels(self.service, method, status).inc()
         RPC_HANDLING_DURATION.labels(self.service, method).observe(elapsed)
-        log.info("%s from %s: %d in %.2fms", method, props.app_id, status, elapsed * 1000)
+        # Health checks come every second or so: at INFO they would bury the work.
+        log.log(logging.DEBUG if method == "ping" else logging.INFO,
+                "%s from %s: %d in %.2fms", method, props.app_id, status, elapsed * 1000)
         request_id.reset(token)
 
     @staticmethod

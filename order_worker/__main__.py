@@ -14,19 +14,22 @@ def main(argv=None):
     settings = settings_from_cli(
         "order_worker", "Stock Bazaar order worker: executes trades, keeps the order log.", argv)
     setup_logging(f"{SERVICE}-{settings.replica_id}", settings.log_level)
-    catalog = RpcClient(settings, SERVICE)
+    # Each replica's connections carry its name, e.g. bazaar.order-0 in the management UI.
+    name = f"{SERVICE}-{settings.replica_id}"
+    catalog = RpcClient(settings, SERVICE, name=name)
     # Half the frontend's timeout, so the frontend hears about a slow catalog before it gives up.
     orders = OrderLog(settings.data_dir, settings.idempotency_window, settings.idempotency_keys)
     replicated = ReplicatedLog(settings, orders)
     service = OrderService(replicated, catalog, settings.rpc_timeout / 2)
     # The queue's single active consumer is the leader; every other replica follows the stream.
     server = RpcServer(settings, SERVICE, service.handlers, settings.order_threads, single_active=True,
-                       on_subscribed=replicated.resign)
+                       on_subscribed=replicated.resign, name=name)
     stopping = threading.Event()
     # A replica whose log cannot follow the stream must not lead: it stops, and says why.
     threads = [threading.Thread(target=replicated.run, args=(stopping, server.fail), name="stream"),
                threading.Thread(target=service.reconcile_when_uncertain, args=(stopping,),
-                                name="reconcile", daemon=True)]
+                                name="reconcile", daemon=True),
+               threading.Thread(target=service.ping_while_standing_by, args=(stopping,), name="ping", daemon=True)]
     for thread in threads:
         thread.start()
     try:

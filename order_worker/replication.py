@@ -18,8 +18,10 @@ from concurrent.futures import Future
 import pika
 from pika.exceptions import AMQPError, ChannelClosedByBroker
 
+from broker import lock
 from broker.connection import connect
 from broker.messages import RpcError, deadline, unique_id
+from broker.metrics import ORDER_LEADING, ORDER_LOG_ORDERS, ORDER_STREAM_POSITION
 from order_worker.store import Order
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,10 @@ class ReplicatedLog:
         self._proposed = 0  # the number the next proposal gets
         self._lead_lock = threading.Lock()
         self.diverged = None
+        # Read when scraped, so they are never out of date.
+        ORDER_LEADING.set_function(lambda: self._leading)
+        ORDER_STREAM_POSITION.set_function(lambda: self._position)
+        ORDER_LOG_ORDERS.set_function(lambda: self._next)
 
     def get(self, number):
         return self.orders.get(number)
@@ -133,7 +139,7 @@ class ReplicatedLog:
             except (AMQPError, OSError):
                 return  # only reraised once stopping
             try:
-                channel = self._declare_stream(connection)
+                channel = self._declare_stream(connection, stopping)
                 channel.add_on_cancel_callback(self._on_cancelled)
                 channel.basic_qos(prefetch_count=READ_AHEAD)
                 self._first_delivery, self._last_tag = True, None
@@ -142,9 +148,16 @@ class ReplicatedLog:
                 with self._lock:
                     self._link = connection, channel
                     self._connected.set()
+                log.info("reading the order stream %s from offset %d (%d orders in the log)",
+                         self.stream, self._resume_offset(), self._next)
+                caught_up = False
                 while not stopping.is_set():
                     self._wake.clear()
                     connection.process_data_events(time_limit=0.2)  # applies every entry that arrived
+                    if not caught_up and self._last_tag is None:  # a round that brought nothing
+                        caught_up = True
+                        log.info("caught up with the order stream at offset %d: %d orders; following it",
+                                 self._position, self._next)
                     self._commit()
                     if self._last_tag is not None:  # one ack for the round: a stream's acks are only credit
                         channel.basic_ack(self._last_tag, multiple=True)
@@ -167,25 +180,36 @@ class ReplicatedLog:
         if self.diverged and on_diverged:
             on_diverged(self.diverged)
 
-    def _declare_stream(self, connection):
+    def _declare_stream(self, connection, stopping):
         """A channel on the order stream, made if missing with ORDER_STREAM_MAX_AGE as its retention.
 
-        An existing stream is taken as it is (declaring it with other arguments would be refused):
-        its retention is changed with a policy (README). A replica that has read a stream which is
-        gone (deleted, or a broker that lost its data) does not make a new one to lead on."""
+        A replica that has read none of it declares it, holding the stream's lock: RabbitMQ answers a
+        declare that races the one making the stream before the stream has started, and subscribing
+        then fails (406 "no replica on the local node", or 541), so replicas starting together take
+        turns. An existing stream keeps its own retention (declaring it with another is refused: it
+        is changed with a policy, README). A replica that has read a stream which is gone (deleted,
+        or a broker that lost its data) does not make a new one to lead on, so it only looks."""
         channel = connection.channel()
-        try:
-            channel.queue_declare(self.stream, passive=True)
-            return channel
-        except ChannelClosedByBroker as exc:
-            if not stream_is_gone(exc):
-                raise  # e.g. its node still starting: reconnect and look again
         if self._position > 0:
+            try:
+                channel.queue_declare(self.stream, passive=True)
+                return channel
+            except ChannelClosedByBroker as exc:
+                if not stream_is_gone(exc):
+                    raise  # e.g. its node still starting: reconnect and look again
             raise Diverged(f"the order stream {self.stream} is gone, and this replica has read "
                            f"{self._position} entries of it (deleted? a broker that lost its data?)")
-        channel = connection.channel()
-        channel.queue_declare(self.stream, durable=True, arguments={
-            "x-queue-type": "stream", "x-max-age": self.settings.order_stream_max_age})
+        with lock.held(connection, f"{self.stream}.lock", stopping):
+            try:
+                channel.queue_declare(self.stream, durable=True, arguments={
+                    "x-queue-type": "stream", "x-max-age": self.settings.order_stream_max_age})
+            except ChannelClosedByBroker as exc:
+                if exc.reply_code != 406:
+                    raise
+                log.warning("the order stream %s keeps its own retention, not ORDER_STREAM_MAX_AGE=%s (%s)",
+                         self.stream, self.settings.order_stream_max_age, exc.reply_text)
+                channel = connection.channel()
+                channel.queue_declare(self.stream, passive=True)
         return channel
 
     def _on_cancelled(self, _frame):

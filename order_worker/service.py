@@ -8,6 +8,7 @@ from broker.orders import parse_int, parse_trade
 log = logging.getLogger(__name__)
 SERVICE = "order"
 RECONCILE_EVERY = 10
+PING_EVERY = 1  # seconds between a standby replica's pings of the order queue
 
 
 class OrderService:
@@ -21,7 +22,7 @@ class OrderService:
 
     def __init__(self, log_store, catalog, catalog_timeout):
         self.orders, self.catalog, self.catalog_timeout = log_store, catalog, catalog_timeout
-        self.handlers = {"trade": self.trade, "query": self.query}
+        self.handlers = {"trade": self.trade, "query": self.query, "ping": self.ping}
         self.uncertain = threading.Event()
 
     def trade(self, args):
@@ -49,6 +50,24 @@ class OrderService:
         if order is None:
             raise RpcError(404, f"order {args['number']} not found")
         return {"number": order.number, "name": order.name, "type": order.type, "quantity": order.quantity}
+
+    def ping(self, args):
+        """Answer a health check as the leader would, taking the lead first: being pinged means
+        RabbitMQ made this replica the order queue's active consumer."""
+        self._lead()
+        return {"service": SERVICE}
+
+    def ping_while_standing_by(self, stopping):
+        """Ping the order queue every PING_EVERY seconds while this replica does not lead.
+
+        The queue's active consumer learns that it is active only from a delivery, so without
+        these it would take the lead (catch up, reconcile, show as leading) at the first trade."""
+        while not stopping.wait(PING_EVERY):
+            if not self.orders.leading:
+                try:
+                    self.catalog.call(SERVICE, "ping", {}, timeout=self.catalog_timeout)
+                except RpcError:
+                    pass  # no leader yet, or it could not catch up: its own log says why
 
     def _lead(self):
         """Answer as the leader: caught up on the order stream, and reconciling what a predecessor left."""
