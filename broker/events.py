@@ -3,7 +3,8 @@
 ``stock.changed`` is a public contract (see README and docs/design.md): routing key
 ``stock.<name>``, AMQP ``type`` ``stock.changed``, JSON body
 ``{"name", "price", "quantity", "trading_volume", "seq"}``, where ``seq`` is the catalog's
-sequence number of the trade that produced this state.
+sequence number of the trade that produced this state. ``order.status`` is each order
+replica's announcement of itself (order_worker/status.py).
 """
 import json
 import logging
@@ -17,6 +18,8 @@ from broker.messages import Publication, encode, properties
 log = logging.getLogger(__name__)
 STOCK_CHANGED = "stock.changed"
 STOCK_FIELDS = ("name", "price", "quantity", "trading_volume", "seq")
+ORDER_STATUS = "order.status"
+ORDER_STATUS_EVERY = 1.0  # seconds between a replica's announcements
 
 
 def declare_exchange(channel, settings):

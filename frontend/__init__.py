@@ -3,7 +3,7 @@ import json
 import logging
 import time
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from broker import RpcClient, Settings
@@ -13,6 +13,7 @@ from broker.metrics import HTTP_DURATION, HTTP_REQUESTS
 from frontend import health, page, routes
 from frontend.board import StockBoard
 from frontend.cache import LookupCache, watch
+from frontend.system import SystemView
 
 log = logging.getLogger(__name__)
 REQUEST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
@@ -32,7 +33,8 @@ def create_app(settings=None, rpc=None):
     app.extensions["rpc"] = rpc or RpcClient(settings, "frontend")
     app.extensions["cache"] = cache = LookupCache(settings.cache_size)
     app.extensions["board"] = board = StockBoard()
-    app.extensions["events"] = watch(settings, board, cache)
+    app.extensions["system"] = system = SystemView()
+    app.extensions["events"] = watch(settings, board, cache, system)
     app.register_blueprint(routes.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(page.bp)
@@ -58,6 +60,8 @@ def _finish_request(response):
     route = request.url_rule.rule if request.url_rule else "unmatched"
     HTTP_REQUESTS.labels(route, request.method, response.status_code).inc()
     HTTP_DURATION.labels(route, request.method).observe(elapsed)
+    if request.endpoint == "api.place_order" and response.status_code == 200:
+        current_app.extensions["system"].trade_answered(elapsed)
     log.info("%s %s %d %.2fms", request.method, request.path, response.status_code, elapsed * 1000)
     return response
 

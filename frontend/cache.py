@@ -82,8 +82,8 @@ class LookupCache:
 
 
 def watch(settings, *views):
-    """A started Subscriber that keeps each view (``on_event``, ``reset``) of the catalog fresh,
-    trusting it only while connected."""
+    """A started Subscriber that keeps each view (``on_event``, ``reset``) of the catalog and the
+    order replicas fresh, trusting it only while connected."""
     def on_event(kind, event):
         for view in views:
             view.on_event(kind, event)
@@ -92,5 +92,5 @@ def watch(settings, *views):
         for view in views:
             view.reset(enabled)
 
-    return events.Subscriber(settings, "frontend-events", on_event,
+    return events.Subscriber(settings, "frontend-events", on_event, keys=("stock.#", events.ORDER_STATUS),
                              on_connected=lambda: reset(True), on_disconnected=lambda: reset(False)).start()

@@ -5,6 +5,7 @@ from broker import RpcClient, RpcServer
 from broker.logs import setup_logging
 from broker.server import serve_until_signalled
 from broker.settings import settings_from_cli
+from order_worker import status
 from order_worker.replication import ReplicatedLog
 from order_worker.service import SERVICE, OrderService
 from order_worker.store import OrderLog
@@ -29,7 +30,8 @@ def main(argv=None):
     threads = [threading.Thread(target=replicated.run, args=(stopping, server.fail), name="stream"),
                threading.Thread(target=service.reconcile_when_uncertain, args=(stopping,),
                                 name="reconcile", daemon=True),
-               threading.Thread(target=service.ping_while_standing_by, args=(stopping,), name="ping", daemon=True)]
+               threading.Thread(target=service.ping_while_standing_by, args=(stopping,), name="ping", daemon=True),
+               threading.Thread(target=status.announce, args=(settings, replicated, stopping), name="status")]
     for thread in threads:
         thread.start()
     try:

@@ -72,9 +72,9 @@ class ReplicatedLog:
         self._lead_lock = threading.Lock()
         self.diverged = None
         # Read when scraped, so they are never out of date.
-        ORDER_LEADING.set_function(lambda: self._leading)
-        ORDER_STREAM_POSITION.set_function(lambda: self._position)
-        ORDER_LOG_ORDERS.set_function(lambda: self._next)
+        ORDER_LEADING.set_function(lambda: self.leading)
+        ORDER_STREAM_POSITION.set_function(lambda: self.position)
+        ORDER_LOG_ORDERS.set_function(lambda: self.next_number)
 
     def get(self, number):
         return self.orders.get(number)
@@ -92,6 +92,16 @@ class ReplicatedLog:
     @property
     def leading(self):
         return self._leading
+
+    @property
+    def position(self):
+        """The offset of the next stream entry this replica applies."""
+        return self._position
+
+    @property
+    def next_number(self):
+        """The transaction number of the next order the stream gives this replica."""
+        return self._next
 
     def resign(self):
         """Stop numbering until the next ``lead``, which reads the stream to its end first."""
