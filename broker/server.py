@@ -53,11 +53,14 @@ class RpcServer:
     of ``threads`` handler threads, which give the reply and ack back to the consumer's thread.
     ``name`` names its connections (``<namespace>.<name>``), by default the service: replicas of one
     service give each their own, so the management UI tells them apart. A service may answer
-    ``ping`` itself.
+    ``ping`` itself. ``calls`` are the services whose queues it declares too, because its handlers
+    or threads call them: then services may start in any order, and a request sent before its
+    worker is up waits in the queue for it (until its deadline) instead of being unroutable.
     """
 
-    def __init__(self, settings, service, handlers, threads, single_active=False, on_subscribed=None, name=None):
-        self.settings, self.service, self.name = settings, service, name or service
+    def __init__(self, settings, service, handlers, threads, single_active=False, on_subscribed=None, name=None,
+                 calls=()):
+        self.settings, self.service, self.name, self.calls = settings, service, name or service, calls
         self.handlers = {"ping": self._ping, **handlers}
         self.threads, self.single_active, self.on_subscribed = threads, single_active, on_subscribed
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=service) if single_active else None
@@ -111,6 +114,8 @@ class RpcServer:
             try:
                 channel = connection.channel()
                 queue = declare_queue(channel, self.settings, self.service, self.single_active)
+                for service in self.calls:
+                    declare_queue(channel, self.settings, service)
                 declare_exchange(channel, self.settings)
                 handlers = self.threads if self._pool else 1
                 channel.basic_qos(prefetch_count=self.settings.prefetch * handlers)

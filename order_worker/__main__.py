@@ -18,28 +18,28 @@ def main(argv=None):
     # Each replica's connections carry its name, e.g. bazaar.order-0 in the management UI.
     name = f"{SERVICE}-{settings.replica_id}"
     catalog = RpcClient(settings, SERVICE, name=name)
-    # Half the frontend's timeout, so the frontend hears about a slow catalog before it gives up.
     orders = OrderLog(settings.data_dir, settings.idempotency_window, settings.idempotency_keys)
     replicated = ReplicatedLog(settings, orders)
-    service = OrderService(replicated, catalog, settings.rpc_timeout / 2)
+    service = OrderService(replicated, catalog, settings.rpc_timeout)
     # The queue's single active consumer is the leader; every other replica follows the stream.
     server = RpcServer(settings, SERVICE, service.handlers, settings.order_threads, single_active=True,
-                       on_subscribed=replicated.resign, name=name)
+                       on_subscribed=replicated.resign, name=name, calls=("catalog",))
     stopping = threading.Event()
     # A replica whose log cannot follow the stream must not lead: it stops, and says why.
     threads = [threading.Thread(target=replicated.run, args=(stopping, server.fail), name="stream"),
                threading.Thread(target=service.reconcile_when_uncertain, args=(stopping,),
                                 name="reconcile", daemon=True),
-               threading.Thread(target=service.ping_while_standing_by, args=(stopping,), name="ping", daemon=True),
                threading.Thread(target=status.announce, args=(settings, replicated, stopping), name="status")]
     for thread in threads:
         thread.start()
+    # Not waited for at the end: a ping in flight then has no one to answer it, and matters to no one.
+    threading.Thread(target=service.ping_while_standing_by, args=(stopping,), name="ping", daemon=True).start()
     try:
         serve_until_signalled(server)
     finally:
         stopping.set()
         service.uncertain.set()  # wakes the reconciler, which then sees the stop
-        for thread in threads:  # the reconciler's catalog calls end within the catalog timeout
+        for thread in threads:  # the reconciler's catalog calls end within the RPC timeout
             thread.join()
         catalog.close()
         orders.close()

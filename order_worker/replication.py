@@ -94,6 +94,11 @@ class ReplicatedLog:
         return self._leading
 
     @property
+    def connected(self):
+        """Whether the stream reader is connected, so that leading waits for no connection."""
+        return self._connected.is_set()
+
+    @property
     def position(self):
         """The offset of the next stream entry this replica applies."""
         return self._position

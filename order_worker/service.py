@@ -20,8 +20,11 @@ class OrderService:
     RabbitMQ delivers requests to (the leader) answers them, once it has caught up on the log.
     """
 
-    def __init__(self, log_store, catalog, catalog_timeout):
-        self.orders, self.catalog, self.catalog_timeout = log_store, catalog, catalog_timeout
+    def __init__(self, log_store, catalog, rpc_timeout):
+        self.orders, self.catalog = log_store, catalog
+        # Within a request, half the frontend's timeout, so the frontend hears about a slow catalog
+        # before it gives up; calls of its own (reconciling, pings) wait as long as the frontend would.
+        self.catalog_timeout, self.own_timeout = rpc_timeout / 2, rpc_timeout
         self.handlers = {"trade": self.trade, "query": self.query, "ping": self.ping}
         self.uncertain = threading.Event()
 
@@ -52,9 +55,11 @@ class OrderService:
         return {"number": order.number, "name": order.name, "type": order.type, "quantity": order.quantity}
 
     def ping(self, args):
-        """Answer a health check as the leader would, taking the lead first: being pinged means
-        RabbitMQ made this replica the order queue's active consumer."""
-        self._lead()
+        """Answer a health check, taking the lead first: being pinged means RabbitMQ made this
+        replica the order queue's active consumer. Not before its stream reader is connected, though,
+        which a ping should not wait for: the next ping, a second later, finds it connected."""
+        if self.orders.connected:
+            self._lead()
         return {"service": SERVICE}
 
     def ping_while_standing_by(self, stopping):
@@ -65,7 +70,7 @@ class OrderService:
         while not stopping.wait(PING_EVERY):
             if not self.orders.leading:
                 try:
-                    self.catalog.call(SERVICE, "ping", {}, timeout=self.catalog_timeout)
+                    self.catalog.call(SERVICE, "ping", {}, timeout=self.own_timeout)
                 except RpcError:
                     pass  # no leader yet, or it could not catch up: its own log says why
 
@@ -78,7 +83,7 @@ class OrderService:
     def reconcile(self):
         """Log every trade the catalog applied that the order log does not have yet."""
         missed = self.catalog.call("catalog", "trades_after", {"seq": self.orders.seq_floor},
-                                   timeout=self.catalog_timeout)
+                                   timeout=self.own_timeout)
         for t in missed:
             if self.orders.find(t["trade_id"]) is None:
                 order = self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"])
