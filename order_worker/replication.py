@@ -164,7 +164,7 @@ class ReplicatedLog:
                     self._link = connection, channel
                     self._connected.set()
                 log.info("reading the order stream %s from offset %d (%d orders in the log)",
-                         self.stream, self._resume_offset(), self._next)
+                         self.stream, self._resume_offset(), self.orders.next_number)
                 caught_up = False
                 while not stopping.is_set():
                     self._wake.clear()
