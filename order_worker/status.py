@@ -37,7 +37,7 @@ def announce(settings, replicated, stopping):
                 body = encode(status(settings, replicated))
                 channel.basic_publish(settings.events_exchange, ORDER_STATUS, body, properties(name, ORDER_STATUS))
                 connection.process_data_events(time_limit=ORDER_STATUS_EVERY)  # heartbeats, and the pause
-        except AMQPError as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
             log.warning("lost the connection for status announcements: %r", exc)
             stopping.wait(ORDER_STATUS_EVERY)
         finally:
