@@ -5,18 +5,18 @@ import statistics
 import threading
 import time
 
-from broker.events import ORDER_STATUS, ORDER_STATUS_EVERY
+from trading.status import ORDER_STATUS_EVERY, parse_order_status
 
 WINDOW = 60  # seconds of trades kept
 SILENT_AFTER = 3 * ORDER_STATUS_EVERY  # a replica not heard for this long has stopped, or is cut off
-STATUS_FIELDS = {"replica": int, "leading": bool, "position": int, "orders": int}
 
 
 class SystemView:
     """Each replica's last ``order.status`` with when it came, and this frontend's trade latencies.
 
-    Like the stock board it trusts events only while their connection is up: ``reset`` forgets the
-    replicas on (re)connect and loss, so a replica shows only once it has announced itself again.
+    An event source's listener: like the stock board it trusts events only while their connection
+    is up, and forgets the replicas on (re)connect and loss, so a replica shows only once it has
+    announced itself again.
     """
 
     def __init__(self, clock=time.monotonic):
@@ -27,12 +27,17 @@ class SystemView:
 
     def on_event(self, kind, event):
         """Keep an order.status event; anything else or malformed is ignored."""
-        if kind != ORDER_STATUS or not all(type(event.get(key)) is kind_ for key, kind_ in STATUS_FIELDS.items()):
-            return
-        with self._lock:
-            self._replicas[event["replica"]] = ({key: event[key] for key in STATUS_FIELDS}, self.clock())
+        if (status := parse_order_status(kind, event)) is not None:
+            with self._lock:
+                self._replicas[status["replica"]] = (status, self.clock())
 
-    def reset(self, _enabled):
+    def on_connected(self):
+        self._forget_replicas()
+
+    def on_disconnected(self):
+        self._forget_replicas()
+
+    def _forget_replicas(self):
         with self._lock:
             self._replicas.clear()
 

@@ -1,14 +1,13 @@
 """Run the order worker: ``python -m order_worker``."""
-import threading
-
 from broker import RpcClient, RpcServer
-from broker.logs import setup_logging
-from broker.server import serve_until_signalled
-from broker.settings import settings_from_cli
-from order_worker import status
 from order_worker.replication import ReplicatedLog
-from order_worker.service import SERVICE, OrderService
+from order_worker.service import SERVICE, OrderService, Pinger, Reconciler
+from order_worker.status import Announcer
 from order_worker.store import OrderLog
+from runtime.lifecycle import Supervisor
+from runtime.logs import setup_logging
+from runtime.metrics import MetricsServer
+from runtime.settings import settings_from_cli
 
 
 def main(argv=None):
@@ -17,31 +16,18 @@ def main(argv=None):
     setup_logging(f"{SERVICE}-{settings.replica_id}", settings.log_level)
     # Each replica's connections carry its name, e.g. bazaar.order-0 in the management UI.
     name = f"{SERVICE}-{settings.replica_id}"
-    catalog = RpcClient(settings, SERVICE, name=name)
+    catalog = RpcClient(settings, SERVICE, connection_name=name)
     orders = OrderLog(settings.data_dir, settings.idempotency_window, settings.idempotency_keys)
+    # A replica whose log cannot follow the stream must not lead: its failure stops the worker.
     replicated = ReplicatedLog(settings, orders)
     service = OrderService(replicated, catalog, settings.rpc_timeout)
     # The queue's single active consumer is the leader; every other replica follows the stream.
     server = RpcServer(settings, SERVICE, service.handlers, settings.order_threads, single_active=True,
-                       on_subscribed=replicated.resign, name=name, calls=("catalog",))
-    stopping = threading.Event()
-    # A replica whose log cannot follow the stream must not lead: it stops, and says why.
-    threads = [threading.Thread(target=replicated.run, args=(stopping, server.fail), name="stream"),
-               threading.Thread(target=service.reconcile_when_uncertain, args=(stopping,),
-                                name="reconcile", daemon=True),
-               threading.Thread(target=status.announce, args=(settings, replicated, stopping), name="status")]
-    for thread in threads:
-        thread.start()
-    # Not waited for at the end: a ping in flight then has no one to answer it, and matters to no one.
-    threading.Thread(target=service.ping_while_standing_by, args=(stopping,), name="ping", daemon=True).start()
+                       on_subscribed=replicated.resign, connection_name=name, calls=("catalog",))
     try:
-        serve_until_signalled(server)
+        Supervisor([MetricsServer(settings), catalog, replicated, Reconciler(service), server,
+                    Announcer(settings, replicated), Pinger(service)]).run()
     finally:
-        stopping.set()
-        service.uncertain.set()  # wakes the reconciler, which then sees the stop
-        for thread in threads:  # the reconciler's catalog calls end within the RPC timeout
-            thread.join()
-        catalog.close()
         orders.close()
 
 

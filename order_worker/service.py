@@ -3,7 +3,8 @@ import logging
 import threading
 
 from broker import RpcError
-from broker.orders import parse_int, parse_trade
+from runtime.lifecycle import Loop
+from trading.orders import parse_int, parse_trade
 
 log = logging.getLogger(__name__)
 SERVICE = "order"
@@ -62,18 +63,6 @@ class OrderService:
             self._lead()
         return {"service": SERVICE}
 
-    def ping_while_standing_by(self, stopping):
-        """Ping the order queue every PING_EVERY seconds while this replica does not lead.
-
-        The queue's active consumer learns that it is active only from a delivery, so without
-        these it would take the lead (catch up, reconcile, show as leading) at the first trade."""
-        while not stopping.wait(PING_EVERY):
-            if not self.orders.leading:
-                try:
-                    self.catalog.call(SERVICE, "ping", {}, timeout=self.own_timeout)
-                except RpcError:
-                    pass  # no leader yet, or it could not catch up: its own log says why
-
     def _lead(self):
         """Answer as the leader: caught up on the order stream, and reconciling what a predecessor left."""
         if not self.orders.leading:
@@ -89,21 +78,56 @@ class OrderService:
                 order = self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"])
                 log.warning("reconciled trade %s as transaction %d", t["trade_id"], order.number)
 
-    def reconcile_when_uncertain(self, stopping):
-        """Reconcile at start, after every catalog call whose outcome is unknown, and every
-        RECONCILE_EVERY seconds for a catalog commit that came later than its deadline."""
-        self.uncertain.set()
-        while not stopping.is_set():
-            self.uncertain.wait(timeout=RECONCILE_EVERY)
+
+class Pinger(Loop):
+    """Pings the order queue every PING_EVERY seconds while this replica does not lead.
+
+    The queue's active consumer learns that it is active only from a delivery, so without these
+    it would take the lead (catch up, reconcile, show as leading) only at the first trade."""
+
+    def __init__(self, service):
+        super().__init__("ping", daemon=True)
+        self.service = service
+
+    def stop(self):
+        # Not waited for: a ping in flight at the end has no one left to answer it, and matters to no one.
+        self.stopping.set()
+
+    def run(self):
+        service = self.service
+        while not self.stopping.wait(PING_EVERY):
+            if not service.orders.leading:
+                try:
+                    service.catalog.call(SERVICE, "ping", {}, timeout=service.own_timeout)
+                except RpcError:
+                    pass  # no leader yet, or it could not catch up: its own log says why
+
+
+class Reconciler(Loop):
+    """Reconciles ``service`` at start, after every catalog call whose outcome is unknown, and every
+    RECONCILE_EVERY seconds for a catalog commit that came later than its deadline."""
+
+    def __init__(self, service):
+        super().__init__("reconcile", daemon=True)
+        self.service = service
+
+    def wake(self):
+        self.service.uncertain.set()
+
+    def run(self):
+        service = self.service
+        service.uncertain.set()
+        while not self.stopping.is_set():
+            service.uncertain.wait(timeout=RECONCILE_EVERY)
             # Cleared before the wait, so a call that fails during it asks for another round.
-            self.uncertain.clear()
+            service.uncertain.clear()
             # A request the catalog has not started by its deadline is dropped: wait out those in hand.
-            if stopping.wait(self.catalog_timeout):
+            if self.stopping.wait(service.catalog_timeout):
                 return
-            if not self.orders.leading:
+            if not service.orders.leading:
                 continue  # the leader reconciles; this replica may become it
             try:
-                self.reconcile()
+                service.reconcile()
             except RpcError as exc:
                 log.warning("reconciliation failed, will retry: %s", exc.message)
-                self.uncertain.set()
+                service.uncertain.set()
