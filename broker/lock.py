@@ -7,17 +7,21 @@ connection dies), and then makes the next subscriber active. Nothing about it cl
 or nacks a message, so waiting logs nothing. The queue goes away a minute after its last use.
 """
 import contextlib
+import threading
+from collections.abc import Iterator
+
+from pika import BlockingConnection
 
 RETRY = 0.05  # seconds between looks while another process holds the lock
 
 
 @contextlib.contextmanager
-def held(connection, name, stopping):
+def held(connection: BlockingConnection, name: str, stopping: threading.Event) -> Iterator[None]:
     """Hold the lock ``name`` for the block, on a channel of its own; give up once ``stopping``."""
     channel = connection.channel()
     channel.queue_declare(name, arguments={"x-single-active-consumer": True, "x-expires": 60_000})
     channel.basic_qos(prefetch_count=1)
-    turn = []
+    turn: list[int] = []
     tag = channel.basic_consume(name, lambda _ch, delivery, _props, _body: turn.append(delivery.delivery_tag))
     channel.basic_publish("", name, b"")
     while not turn:

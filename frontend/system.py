@@ -22,7 +22,7 @@ class SystemView:
     def __init__(self, clock=time.monotonic):
         self.clock = clock
         self._replicas = {}  # replica id -> (status, when heard)
-        self._trades = collections.deque()  # (when answered, seconds taken), oldest first
+        self._trades: collections.deque[tuple[float, float]] = collections.deque()  # (when, seconds), oldest first
         self._lock = threading.Lock()
 
     def on_event(self, kind, event):

@@ -1,4 +1,5 @@
 """The order worker's RPC methods, and reconciliation with the catalog."""
+import contextlib
 import logging
 import threading
 
@@ -97,10 +98,9 @@ class Pinger(Loop):
         service = self.service
         while not self.stopping.wait(PING_EVERY):
             if not service.orders.leading:
-                try:
+                # An error means no leader yet, or one that could not catch up: its own log says why.
+                with contextlib.suppress(RpcError):
                     service.catalog.call(SERVICE, "ping", {}, timeout=service.own_timeout)
-                except RpcError:
-                    pass  # no leader yet, or it could not catch up: its own log says why
 
 
 class Reconciler(Loop):

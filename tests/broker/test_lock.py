@@ -61,7 +61,7 @@ def test_replicas_starting_together_subscribe_to_the_new_stream_quietly(settings
         settings_ = replace(settings, namespace=f"{settings.namespace}-{round_}")
         together = threading.Barrier(3)
 
-        def start(replica):
+        def start(replica, round_=round_, settings_=settings_, together=together):
             data_dir = tmp_path / f"{round_}-{replica}"
             data_dir.mkdir()
             log = ReplicatedLog(replace(settings_, data_dir=data_dir), OrderLog(data_dir))

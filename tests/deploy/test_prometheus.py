@@ -42,11 +42,11 @@ class Prometheus:
                   "scrape_configs": [{"job_name": "bazaar", "static_configs": [
                       {"targets": [address], "labels": labels} for address, labels in targets]}]}
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.log = open(tmp_path / "prometheus.log", "wb")
-        self.process = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
-             f"--storage.tsdb.path={tmp_path / 'prometheus-data'}", f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=self.log, stderr=self.log)
+        with open(tmp_path / "prometheus.log", "wb") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={tmp_path / 'prometheus-data'}", f"--web.listen-address=127.0.0.1:{self.port}"],
+                stdout=log, stderr=log)
 
     def api(self, path, **params):
         url = f"http://127.0.0.1:{self.port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
@@ -71,7 +71,6 @@ class Prometheus:
     def close(self):
         self.process.terminate()
         self.process.wait(timeout=15)
-        self.log.close()
 
 
 @pytest.mark.slow

@@ -4,8 +4,8 @@ import time
 import pytest
 
 from client.session import Session
-from harness.stack import Stack
 from frontend.system import SystemView
+from harness.stack import Stack
 
 STATUS = "order.status"
 
@@ -34,8 +34,10 @@ def test_each_replica_shows_as_it_last_announced_itself_and_turns_silent(view, c
     clock.now += 2
     view.on_event(STATUS, {"replica": 0, "leading": True, "position": 9, "orders": 6})
     assert view.snapshot()["replicas"] == [
-        {"replica": 0, "leading": True, "position": 9, "orders": 6, "name": "order-0", "heard_s": 0.0, "silent": False},
-        {"replica": 1, "leading": False, "position": 7, "orders": 5, "name": "order-1", "heard_s": 2.0, "silent": False}]
+        {"replica": 0, "leading": True, "position": 9, "orders": 6, "name": "order-0", "heard_s": 0.0,
+         "silent": False},
+        {"replica": 1, "leading": False, "position": 7, "orders": 5, "name": "order-1", "heard_s": 2.0,
+         "silent": False}]
     clock.now += 1.5
     assert [r["silent"] for r in view.snapshot()["replicas"]] == [False, True]
 
