@@ -26,7 +26,10 @@ def test_a_fresh_stack_starts_quietly_and_says_what_each_service_does(settings, 
         api.close()
         for name in REPLICAS:
             wait_for_lines(tmp_path / f"{name}.log", "reading the order stream", "caught up with the order stream")
-        assert set(stack.stop().values()) == {0}
+        # Callers before the catalog: a reconciliation in flight when the catalog stops waits out its
+        # timeout and says so, which is true but not what this test is about.
+        codes = stack.stop("frontend", *stack.replicas) | stack.stop("catalog")
+        assert set(codes.values()) == {0}
     logs = {path.stem: path.read_text() for path in tmp_path.glob("*.log")}
     noisy = [line for text in logs.values() for line in text.splitlines() if NOISE.search(line)]
     assert noisy == [], "\n".join(noisy)
