@@ -70,11 +70,13 @@ class RpcClient(Loop):
     pumps it itself: no hand-off between threads on the hot path, and no reply queue per call
     (Direct Reply-to). The pool grows to the number of concurrent callers. A keeper thread
     services idle connections so heartbeats flow and dead ones are dropped, from ``start`` to ``stop``.
+    Its connections are named ``<namespace>.<connection_name>``, by default its ``app_id``.
     """
 
-    def __init__(self, settings: Settings, app_id: str, connect_patience: float = 0.5) -> None:
+    def __init__(self, settings: Settings, app_id: str, connect_patience: float = 0.5,
+                 connection_name: str | None = None) -> None:
         super().__init__(f"{app_id}-rpc-keeper", daemon=True)
-        self.settings, self.app_id = settings, app_id
+        self.settings, self.app_id, self.connection_name = settings, app_id, connection_name or app_id
         self.connect_patience = connect_patience
         self._idle: list[_Link] = []
         self._lock = threading.Lock()
@@ -132,7 +134,7 @@ class RpcClient(Loop):
             if self._idle:
                 return self._idle.pop()
         try:
-            return _Link(connect(self.settings, self.app_id, self.stopping, self.connect_patience))
+            return _Link(connect(self.settings, self.connection_name, self.stopping, self.connect_patience))
         except (AMQPError, OSError) as exc:
             log.warning("cannot connect to the message broker: %r", exc)
             raise RpcError(503, BROKER_UNAVAILABLE) from None

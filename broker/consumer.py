@@ -19,7 +19,8 @@ class Consumer(Loop):
     whenever the connection fails; a Fatal error ends it as its failure. The ``bazaar_consumers``
     gauge counts its subscribed connections, so a launcher can tell when it consumes.
 
-    Each of ``threads`` threads keeps a connection of its own (pika is not thread-safe).
+    Each of ``threads`` threads keeps a connection of its own (pika is not thread-safe), named
+    ``<namespace>.<connection_name>`` (by default its ``name``) in the management UI.
     Subclasses say what to consume in ``subscribe`` and may do more each round (``pump``),
     before closing (``drain``) and once a connection is lost (``disconnected``).
     """
@@ -27,14 +28,14 @@ class Consumer(Loop):
     retry_pause = 0.0  # seconds to wait before reconnecting after a failure
     heartbeat: int | None = None  # seconds, instead of the broker's 60 s, for a connection known dead soon
 
-    def __init__(self, settings: Settings, name: str, threads: int = 1) -> None:
+    def __init__(self, settings: Settings, name: str, threads: int = 1, connection_name: str | None = None) -> None:
         super().__init__(name, threads)
-        self.settings = settings
+        self.settings, self.connection_name = settings, connection_name or name
 
     def run(self) -> None:
         while not self.stopping.is_set():
             try:
-                connection = connect(self.settings, self.name, self.stopping, heartbeat=self.heartbeat)
+                connection = connect(self.settings, self.connection_name, self.stopping, heartbeat=self.heartbeat)
             except (AMQPError, OSError):
                 return  # only reraised once stopping
             subscribed = False

@@ -59,13 +59,20 @@ class RpcServer(Consumer):
     (``step_down``): the connection closes, and it subscribes again behind every other consumer.
     Otherwise each of ``threads`` threads consumes on a connection of its own. A queue that exists
     with other arguments (QueueMismatch) is a failure: no reconnect can fix it.
+
+    ``connection_name`` names its connections, by default the service: replicas of one service give
+    each their own, so the management UI tells them apart. A service may answer ``ping`` itself.
+    ``calls`` are the services whose queues it declares too, because its handlers or threads call
+    them: then services may start in any order, and a request sent before its worker is up waits in
+    the queue for it (until its deadline) instead of being unroutable.
     """
 
     def __init__(self, settings: Settings, service: str, handlers: Mapping[str, Handler], threads: int,
-                 single_active: bool = False, on_standby: Callable[[], None] | None = None) -> None:
-        super().__init__(settings, service, 1 if single_active else threads)
-        self.service = service
-        self.handlers = {**handlers, "ping": self._ping}
+                 single_active: bool = False, on_standby: Callable[[], None] | None = None,
+                 connection_name: str | None = None, calls: Sequence[str] = ()) -> None:
+        super().__init__(settings, service, 1 if single_active else threads, connection_name)
+        self.service, self.calls = service, calls
+        self.handlers = {"ping": self._ping, **handlers}
         self.handler_threads, self.single_active, self.on_standby = threads, single_active, on_standby
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=service) if single_active else None
         # RabbitMQ hands a single active consumer's queue on only once it closes the silent connection.
@@ -92,6 +99,8 @@ class RpcServer(Consumer):
     def subscribe(self, connection: BlockingConnection) -> None:
         channel = connection.channel()
         queue = declare_queue(channel, self.settings, self.service, self.single_active)  # or QueueMismatch
+        for service in self.calls:
+            declare_queue(channel, self.settings, service)
         declare_exchange(channel, self.settings)
         handlers = self.handler_threads if self._pool else 1
         channel.basic_qos(prefetch_count=self.settings.prefetch * handlers)
@@ -171,7 +180,9 @@ class RpcServer(Consumer):
         elapsed = time.perf_counter() - started
         RPC_HANDLED.labels(self.service, method, status).inc()
         RPC_HANDLING_DURATION.labels(self.service, method).observe(elapsed)
-        log.info("%s from %s: %d in %.2fms", method, props.app_id, status, elapsed * 1000)
+        # Health checks come every second or so: at INFO they would bury the work.
+        log.log(logging.DEBUG if method == "ping" else logging.INFO,
+                "%s from %s: %d in %.2fms", method, props.app_id, status, elapsed * 1000)
         request_id.reset(token)
 
     def _finish_unless_stepping_down(self, *args: Any) -> None:

@@ -3,13 +3,14 @@ import json
 import logging
 import time
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from broker.messages import unique_id
 from frontend import health, page, routes
 from frontend.board import StockBoard
 from frontend.cache import EventViews, LookupCache
+from frontend.system import SystemView
 from runtime.logs import request_id
 from runtime.metrics import HTTP_DURATION, HTTP_REQUESTS
 
@@ -21,7 +22,8 @@ def create_app(settings, rpc, events):
     """Build the Flask app on an RPC client (``call``) and an event source (``listeners``), which
     the caller starts and stops: an RpcClient and a Subscriber, or test doubles.
 
-    The event source keeps the stock board and the lookup cache (unless CACHE_SIZE is 0) fresh."""
+    The event source keeps the stock board, the lookup cache (unless CACHE_SIZE is 0) and the
+    view of the order replicas fresh."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # An OPTIONS answer would be an empty text/html 200; every response here is JSON.
@@ -31,6 +33,8 @@ def create_app(settings, rpc, events):
     app.extensions["cache"] = cache = LookupCache(settings.cache_size)
     app.extensions["board"] = board = StockBoard()
     events.listeners.append(EventViews(board, cache))
+    app.extensions["system"] = system = SystemView()
+    events.listeners.append(system)
     app.register_blueprint(routes.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(page.bp)
@@ -56,6 +60,8 @@ def _finish_request(response):
     route = request.url_rule.rule if request.url_rule else "unmatched"
     HTTP_REQUESTS.labels(route, request.method, response.status_code).inc()
     HTTP_DURATION.labels(route, request.method).observe(elapsed)
+    if request.endpoint == "api.place_order" and response.status_code == 200:
+        current_app.extensions["system"].trade_answered(elapsed)
     log.info("%s %s %d %.2fms", request.method, request.path, response.status_code, elapsed * 1000)
     return response
 

@@ -6,12 +6,14 @@ from frontend.server import HttpServer
 from runtime.lifecycle import Supervisor
 from runtime.logs import setup_logging
 from runtime.settings import settings_from_cli
+from trading.status import ORDER_STATUS
 
 
 def main(argv=None):
     settings = settings_from_cli("frontend", "Stock Bazaar frontend: the HTTP API.", argv)
     setup_logging("frontend", settings.log_level)
-    rpc, events = RpcClient(settings, "frontend"), Subscriber(settings, "frontend-events")
+    rpc = RpcClient(settings, "frontend")
+    events = Subscriber(settings, "frontend-events", keys=("stock.#", ORDER_STATUS))
     app = create_app(settings, rpc, events)
     # Stopped in reverse: the HTTP server lets the requests in hand finish before their RPC client goes.
     Supervisor([rpc, events, HttpServer(app, settings)]).run()

@@ -6,7 +6,7 @@ from broker.connection import parameters
 from runtime.settings import Settings
 
 # Every queue a stack's services declare: the workers' request queues, the order stream, dead letters.
-QUEUES = ("catalog", "order", "orders")
+QUEUES = ("catalog", "order", "orders", "orders.lock")
 
 
 def delete_namespace(settings: Settings) -> None:

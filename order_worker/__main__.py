@@ -1,7 +1,8 @@
 """Run the order worker: ``python -m order_worker``."""
 from broker import RpcClient, RpcServer
 from order_worker.replication import DiskWatch, ReplicatedLog
-from order_worker.service import SERVICE, OrderService, Reconciler
+from order_worker.service import SERVICE, OrderService, Pinger, Reconciler
+from order_worker.status import Announcer
 from order_worker.store import OrderLog
 from runtime.lifecycle import Supervisor
 from runtime.logs import setup_logging
@@ -13,19 +14,20 @@ def main(argv=None):
     settings = settings_from_cli(
         "order_worker", "Stock Bazaar order worker: executes trades, keeps the order log.", argv)
     setup_logging(f"{SERVICE}-{settings.replica_id}", settings.log_level)
-    catalog = RpcClient(settings, SERVICE)
+    # Each replica's connections carry its name, e.g. bazaar.order-0 in the management UI.
+    name = f"{SERVICE}-{settings.replica_id}"
+    catalog = RpcClient(settings, SERVICE, connection_name=name)
     orders = OrderLog(settings.data_dir, settings.idempotency_window, settings.idempotency_keys)
     # A replica whose log cannot follow the stream must not lead: its failure stops the worker.
     replicated = ReplicatedLog(settings, orders)
-    # Half the frontend's timeout, so the frontend hears about a slow catalog before it gives up.
-    service = OrderService(replicated, catalog, settings.rpc_timeout / 2)
+    service = OrderService(replicated, catalog, settings.rpc_timeout)
     # The queue's single active consumer is the leader; every other replica follows the stream.
     server = RpcServer(settings, SERVICE, service.handlers, settings.order_threads, single_active=True,
-                       on_standby=replicated.resign)
+                       on_standby=replicated.resign, connection_name=name, calls=("catalog",))
     replicated.on_step_down = server.step_down  # a leader whose disk fails gives the queue to a standby
     try:
         Supervisor([MetricsServer(settings), catalog, replicated, DiskWatch(replicated), Reconciler(service),
-                    server]).run()
+                    server, Announcer(settings, replicated), Pinger(service)]).run()
     finally:
         orders.close()
 

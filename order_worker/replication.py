@@ -18,13 +18,14 @@ from typing import Any
 import pika
 from pika.exceptions import ChannelClosedByBroker
 
+from broker import lock
 from broker.consumer import ROUND, Consumer
 from broker.messages import RpcError, deadline, unique_id
 from broker.server import StepDown
 from order_worker.disk import DiskHealth, StorageFault
 from order_worker.store import Corrupt, Order
 from runtime.lifecycle import Fatal, Loop
-from runtime.metrics import ORDER_LEADING
+from runtime.metrics import ORDER_LEADING, ORDER_LOG_ORDERS, ORDER_STREAM_POSITION
 from storage.files import DiskFull
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,10 @@ class ReplicatedLog(Consumer):
         self._leading = False
         self._proposed = 0  # the number the next proposal gets
         self._lead_lock = threading.Lock()
+        self._caught_up = False  # since the reader last subscribed, for the log
+        # Read when scraped, so they are never out of date.
+        ORDER_STREAM_POSITION.set_function(lambda: self.position)
+        ORDER_LOG_ORDERS.set_function(lambda: self.next_number)
 
     def get(self, number):
         return self.orders.get(number)
@@ -112,6 +117,21 @@ class ReplicatedLog(Consumer):
     @property
     def leading(self):
         return self._leading
+
+    @property
+    def connected(self):
+        """Whether the stream reader is connected, so that leading waits for no connection."""
+        return self._connected.is_set()
+
+    @property
+    def position(self):
+        """The offset of the next stream entry this replica applies."""
+        return self._position
+
+    @property
+    def next_number(self):
+        """The transaction number of the next order the stream gives this replica."""
+        return self._next
 
     def resign(self):
         """Stop numbering until the next ``lead``, which reads the stream to its end first."""
@@ -168,12 +188,19 @@ class ReplicatedLog(Consumer):
         with self._lock:
             self._link = connection, channel
             self._connected.set()
+        log.info("reading the order stream %s from offset %d (%d orders in the log)",
+                 self.stream, self._resume_offset(), self.orders.next_number)
+        self._caught_up = False
 
     def pump(self, connection):
         """One round: apply every entry that arrived, fsync them at once, then ack the round."""
         self._wake.clear()
         try:
             connection.process_data_events(time_limit=ROUND)
+            if not self._caught_up and self._last_tag is None:  # a round that brought nothing
+                self._caught_up = True
+                log.info("caught up with the order stream at offset %d: %d orders; following it",
+                         self._position, self._next)
             self._commit()
         except StorageFault as fault:
             self._recover(fault)
@@ -227,22 +254,33 @@ class ReplicatedLog(Consumer):
     def _declare_stream(self, connection):
         """A channel on the order stream, made if missing with ORDER_STREAM_MAX_AGE as its retention.
 
-        An existing stream is taken as it is (declaring it with other arguments would be refused):
-        its retention is changed with a policy (README). A replica that has read a stream which is
-        gone (deleted, or a broker that lost its data) does not make a new one to lead on."""
+        A replica that has read none of it declares it, holding the stream's lock: RabbitMQ answers a
+        declare that races the one making the stream before the stream has started, and subscribing
+        then fails (406 "no replica on the local node", or 541), so replicas starting together take
+        turns. An existing stream keeps its own retention (declaring it with another is refused: it
+        is changed with a policy, README). A replica that has read a stream which is gone (deleted,
+        or a broker that lost its data) does not make a new one to lead on, so it only looks."""
         channel = connection.channel()
-        try:
-            channel.queue_declare(self.stream, passive=True)
-            return channel
-        except ChannelClosedByBroker as exc:
-            if not stream_is_gone(exc):
-                raise  # e.g. its node still starting: reconnect and look again
         if self._position > 0:
+            try:
+                channel.queue_declare(self.stream, passive=True)
+                return channel
+            except ChannelClosedByBroker as exc:
+                if not stream_is_gone(exc):
+                    raise  # e.g. its node still starting: reconnect and look again
             raise Diverged(f"the order stream {self.stream} is gone, and this replica has read "
                            f"{self._position} entries of it (deleted? a broker that lost its data?)")
-        channel = connection.channel()
-        channel.queue_declare(self.stream, durable=True, arguments={
-            "x-queue-type": "stream", "x-max-age": self.settings.order_stream_max_age})
+        with lock.held(connection, f"{self.stream}.lock", self.stopping):
+            try:
+                channel.queue_declare(self.stream, durable=True, arguments={
+                    "x-queue-type": "stream", "x-max-age": self.settings.order_stream_max_age})
+            except ChannelClosedByBroker as exc:
+                if exc.reply_code != 406:
+                    raise
+                log.warning("the order stream %s keeps its own retention, not ORDER_STREAM_MAX_AGE=%s (%s)",
+                            self.stream, self.settings.order_stream_max_age, exc.reply_text)
+                channel = connection.channel()
+                channel.queue_declare(self.stream, passive=True)
         return channel
 
     def _on_cancelled(self, _frame):

@@ -1,4 +1,5 @@
 """The order worker's RPC methods, and reconciliation with the catalog."""
+import contextlib
 import logging
 import threading
 
@@ -9,6 +10,7 @@ from trading.orders import parse_int, parse_trade
 log = logging.getLogger(__name__)
 SERVICE = "order"
 RECONCILE_EVERY = 10
+PING_EVERY = 1  # seconds between a standby replica's pings of the order queue
 
 
 class OrderService:
@@ -20,9 +22,12 @@ class OrderService:
     RabbitMQ delivers requests to (the leader) answers them, once it has caught up on the log.
     """
 
-    def __init__(self, log_store, catalog, catalog_timeout):
-        self.orders, self.catalog, self.catalog_timeout = log_store, catalog, catalog_timeout
-        self.handlers = {"trade": self.trade, "query": self.query}
+    def __init__(self, log_store, catalog, rpc_timeout):
+        self.orders, self.catalog = log_store, catalog
+        # Within a request, half the frontend's timeout, so the frontend hears about a slow catalog
+        # before it gives up; calls of its own (reconciling, pings) wait as long as the frontend would.
+        self.catalog_timeout, self.own_timeout = rpc_timeout / 2, rpc_timeout
+        self.handlers = {"trade": self.trade, "query": self.query, "ping": self.ping}
         self.uncertain = threading.Event()
 
     def trade(self, args):
@@ -57,6 +62,14 @@ class OrderService:
             raise RpcError(404, f"order {args['number']} not found")
         return {"number": order.number, "name": order.name, "type": order.type, "quantity": order.quantity}
 
+    def ping(self, args):
+        """Answer a health check, taking the lead first: being pinged means RabbitMQ made this
+        replica the order queue's active consumer. Not before its stream reader is connected, though,
+        which a ping should not wait for: the next ping, a second later, finds it connected."""
+        if self.orders.connected:
+            self._lead()
+        return {"service": SERVICE}
+
     def _lead(self):
         """Answer as the leader: caught up on the order stream, and reconciling what a predecessor left."""
         if not self.orders.leading:
@@ -66,7 +79,7 @@ class OrderService:
     def reconcile(self):
         """Log every trade the catalog applied that the order log does not have yet."""
         missed = self.catalog.call("catalog", "trades_after", {"seq": self.orders.seq_floor},
-                                   timeout=self.catalog_timeout)
+                                   timeout=self.own_timeout)
         for t in missed:
             if not self.orders.has_seq(t["seq"]):
                 # Only while leading: a replica that lost the lead (frozen, cut off) must not take it back.
@@ -76,6 +89,28 @@ class OrderService:
                     return
                 log.warning("reconciled trade %s as transaction %d", t["trade_id"], order.number)
 
+
+class Pinger(Loop):
+    """Pings the order queue every PING_EVERY seconds while this replica does not lead.
+
+    The queue's active consumer learns that it is active only from a delivery, so without these
+    it would take the lead (catch up, reconcile, show as leading) only at the first trade."""
+
+    def __init__(self, service):
+        super().__init__("ping", daemon=True)
+        self.service = service
+
+    def stop(self):
+        # Not waited for: a ping in flight at the end has no one left to answer it, and matters to no one.
+        self.stopping.set()
+
+    def run(self):
+        service = self.service
+        while not self.stopping.wait(PING_EVERY):
+            if not service.orders.leading:
+                # An error means no leader yet, or one that could not catch up: its own log says why.
+                with contextlib.suppress(RpcError):
+                    service.catalog.call(SERVICE, "ping", {}, timeout=service.own_timeout)
 
 
 class Reconciler(Loop):

@@ -60,6 +60,11 @@ ORDER_LOG_WRITABLE = Gauge("bazaar_order_log_writable",
 CONSUMERS = Gauge("bazaar_consumers", "Connections of this process consuming from the broker, by consumer name.",
                   ["name"])
 ORDER_LEADING = Gauge("bazaar_order_leading", "1 while this order replica numbers trades (it leads), else 0.")
+# How far an order replica has read (order_worker/replication.py), for its lag behind the others.
+ORDER_STREAM_POSITION = Gauge("bazaar_order_stream_position",
+                              "Offset of the next order stream entry this replica applies.")
+ORDER_LOG_ORDERS = Gauge("bazaar_order_log_orders",
+                         "Orders in this replica's log: the next transaction number it expects.")
 
 
 class MetricsServer(Component):

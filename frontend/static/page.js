@@ -1,9 +1,11 @@
-// Stock Bazaar's page: polls GET /stocks with its ETag, and places orders with an Idempotency-Key.
+// Stock Bazaar's page: polls GET /stocks with its ETag, and places orders with an Idempotency-Key;
+// polls GET /system for the order replicas and the trades of the last minute.
 "use strict";
 
 const POLL_MS = 500;          // a trade shows up within about half a second
 const ORDER_TIMEOUT_MS = 15000; // longer than the frontend's RPC timeout: its 504 comes first
 const SHOWN_ORDERS = 10;
+const SYSTEM_POLL_MS = 1000;  // replicas announce themselves every second
 
 const $ = (id) => document.getElementById(id);
 let etag = null;
@@ -71,6 +73,47 @@ function pollForever() {
   pollStocks().finally(() => setTimeout(pollForever, POLL_MS));
 }
 
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function drawReplica(r) {
+  const tr = document.createElement("tr");
+  tr.dataset.replica = r.name;
+  const role = r.silent ? "silent" : r.leading ? "leading" : "following";
+  tr.className = role;
+  const roleText = r.silent ? `silent for ${Math.round(r.heard_s)} s` : role;
+  tr.append(cell(r.name), cell(roleText, "role " + role), cell(r.position), cell(r.orders));
+  return tr;
+}
+
+function drawSystem(system) {
+  if (system.replicas.length) $("replicas").replaceChildren(...system.replicas.map(drawReplica));
+  const trades = system.trades;
+  $("rate").textContent = (trades.count / trades.per_second.length).toFixed(1);
+  $("p50").textContent = trades.p50_ms === null ? "–" : `${trades.p50_ms.toFixed(1)} ms`;
+  const most = Math.max(1, ...trades.per_second);
+  $("chart").replaceChildren(...trades.per_second.map((n) => {
+    const bar = document.createElement("div");
+    bar.style.height = `${(100 * n) / most}%`;
+    bar.title = `${n} trades`;
+    return bar;
+  }));
+}
+
+async function pollSystem() {
+  try {
+    const response = await fetch("/system", { cache: "no-store", signal: AbortSignal.timeout(5000) });
+    if (response.ok) drawSystem((await response.json()).data);
+  } catch {
+    // the stocks feed already says the server is not answering
+  }
+  setTimeout(pollSystem, SYSTEM_POLL_MS);
+}
+
 function showResult(text, ok) {
   $("result").textContent = text;
   $("result").className = "result " + (ok ? "ok" : "error");
@@ -122,3 +165,4 @@ $("trade").addEventListener("submit", placeOrder);
 // A different order needs a key of its own.
 $("trade").addEventListener("input", () => (pendingKey = null));
 pollForever();
+pollSystem();

@@ -1,10 +1,14 @@
 """The web page in a real browser: Playwright driving Debian's Chromium (apt-get install chromium)."""
 import re
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
+
+from client.session import Session
+from harness.stack import Stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -77,6 +81,50 @@ def test_a_stopped_order_worker_gives_a_clear_error(page, stack):
         re.compile(r"Order failed \(504\): no reply from the order service in time.* Submitting again is safe"),
         timeout=(stack.settings.rpc_timeout + 3) * 1000)
     expect(page.get_by_role("button", name="Buy")).to_be_enabled()
+
+
+def test_the_system_shows_the_replica_and_the_trades_answered(page, api):
+    # It leads before any trade (its own ping made it take the lead), and shows each trade.
+    replica = page.locator('#replicas tr[data-replica="order-0"] td')
+    expect(replica).to_have_text(["order-0", "leading", re.compile(r"\d+"), "0"], timeout=3000)
+    assert api.post("/orders", BUY)[0] == 200
+    expect(replica).to_have_text(["order-0", "leading", re.compile(r"\d+"), "1"], timeout=3000)
+    expect(page.locator("#p50")).to_have_text(re.compile(r"\d+\.\d ms"))
+    expect(page.locator("#chart div")).to_have_count(60)
+
+
+@pytest.mark.slow
+def test_a_watcher_sees_the_leader_killed_and_another_take_over(browser, settings, tmp_path):
+    with Stack(settings, log_dir=tmp_path, replicas=3) as stack:
+        stop_trading = threading.Event()
+        trader = threading.Thread(target=keep_trading, args=(stack.url, stop_trading))
+        trader.start()
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            page = context.new_page()
+            page.goto(stack.url)
+            leading = page.locator("#replicas tr.leading")
+            expect(leading).to_have_count(1, timeout=5000)
+            leader = leading.get_attribute("data-replica")
+            stack.kill(leader)
+            expect(page.locator(f'#replicas tr[data-replica="{leader}"] td.role')).to_have_text(
+                re.compile(r"silent for \d+ s"), timeout=6000)
+            expect(leading).to_have_count(1, timeout=5000)
+            assert leading.get_attribute("data-replica") != leader
+            page.screenshot(path=tmp_path / "failover.png")
+        finally:
+            stop_trading.set()
+            trader.join()
+            context.close()
+
+
+def keep_trading(url, stop):
+    """Buy and sell one share at a time until ``stop``, so the page has trades to count."""
+    session = Session(url, timeout=10)
+    while not stop.wait(0.05):
+        for kind in ("buy", "sell"):
+            session.post("/orders", {**BUY, "type": kind})
+    session.close()
 
 
 def row_quantity(page):
