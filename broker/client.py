@@ -5,6 +5,7 @@ import time
 
 from pika.exceptions import AMQPError
 
+from broker import tracing
 from broker.connection import connect
 from broker.messages import RpcError, deadline, encode, parse_reply, properties, unique_id
 from broker.metrics import RPC_CALL_DURATION, RPC_CALLS_IN_FLIGHT
@@ -80,7 +81,9 @@ class RpcClient:
     def call(self, service, method, args, timeout=None):
         """Return the reply's ``data``; raise RpcError for an error reply, 503 or 504."""
         with RPC_CALLS_IN_FLIGHT.labels(service).track_inprogress(), \
-                RPC_CALL_DURATION.labels(service, method).time():
+                RPC_CALL_DURATION.labels(service, method).time(), \
+                tracing.span(f"{service}/{method}", tracing.SpanKind.CLIENT, attributes={
+                    "messaging.system": "rabbitmq", "messaging.destination.name": self.settings.queue(service)}):
             return self._call(service, method, args, timeout)
 
     def _call(self, service, method, args, timeout):

@@ -11,6 +11,7 @@ import threading
 
 from pika.exceptions import AMQPError
 
+from broker import tracing
 from broker.connection import connect
 from broker.messages import Publication, encode, properties
 
@@ -100,4 +101,6 @@ class Subscriber:
         except ValueError as exc:
             log.warning("dropping malformed event %r from %s: %s", body[:200], props.app_id, exc)
             return
-        self.on_event(props.type, event)
+        with tracing.span(f"{self.settings.events_exchange} receive", tracing.SpanKind.CONSUMER, props.headers,
+                          {"messaging.system": "rabbitmq", "messaging.destination.name": self.settings.events_exchange}):
+            self.on_event(props.type, event)

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import pika
 
+from broker import tracing
 from broker.logs import request_id
 
 JSON = "application/json"
@@ -51,10 +52,10 @@ def encode(obj):
 
 
 def properties(app_id, method, **extra):
-    """AMQP properties that make a message legible in the management UI."""
+    """AMQP properties that make a message legible in the management UI, with the trace context."""
     return pika.BasicProperties(
         content_type=JSON, app_id=app_id, type=method, timestamp=int(time.time()),
-        headers={"request_id": request_id.get()}, **extra)
+        headers=tracing.inject({"request_id": request_id.get()}), **extra)
 
 
 def parse_request(props, body, methods):

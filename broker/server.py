@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from pika.exceptions import AMQPError
 
+from broker import tracing
 from broker.connection import QueueMismatch, connect, declare_queue
 from broker.events import declare_exchange
 from broker.logs import request_id
@@ -166,16 +167,20 @@ class RpcServer:
         deadline.set(ends)
         started = time.perf_counter()
         publications = ()
-        try:
-            result = self.handlers[method](args)
-            if isinstance(result, Reply):
-                result, publications = result
-            reply, status = {"data": result}, 200
-        except RpcError as exc:
-            reply, status = exc.envelope(), exc.code
-        except Exception:  # noqa: BLE001 - a bug in one request must not stop the worker
-            log.exception("%s failed", method)
-            reply, status = RpcError(500, f"internal error in {self.service}.{method}").envelope(), 500
+        with tracing.span(f"{self.service}/{method}", tracing.SpanKind.SERVER, headers, {
+                "messaging.system": "rabbitmq", "messaging.destination.name": self.settings.queue(self.service),
+                "bazaar.request_id": request_id.get()}) as span:
+            try:
+                result = self.handlers[method](args)
+                if isinstance(result, Reply):
+                    result, publications = result
+                reply, status = {"data": result}, 200
+            except RpcError as exc:
+                reply, status = exc.envelope(), exc.code
+            except Exception:  # noqa: BLE001 - a bug in one request must not stop the worker
+                log.exception("%s failed", method)
+                reply, status = RpcError(500, f"internal error in {self.service}.{method}").envelope(), 500
+            tracing.set_status(span, "rpc.response.status_code", status)
         self._on_channel(channel, self._finish, channel, publications, delivery,
                          ("", props.reply_to, encode(reply), self._reply_properties(props)))
         elapsed = time.perf_counter() - started

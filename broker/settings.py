@@ -33,6 +33,8 @@ class Settings:
     idempotency_keys: int = 500_000
     journal_segment_trades: int = 100_000
     order_stream_max_age: str = "7D"
+    otel_exporter_otlp_endpoint: str = ""
+    trace_dir: str = ""
 
     @classmethod
     def from_env(cls, environ=os.environ):
@@ -70,6 +72,8 @@ class Settings:
             idempotency_keys=env("IDEMPOTENCY_KEYS", defaults.idempotency_keys),
             journal_segment_trades=env("JOURNAL_SEGMENT_TRADES", defaults.journal_segment_trades),
             order_stream_max_age=env("ORDER_STREAM_MAX_AGE", defaults.order_stream_max_age),
+            otel_exporter_otlp_endpoint=env("OTEL_EXPORTER_OTLP_ENDPOINT", defaults.otel_exporter_otlp_endpoint),
+            trace_dir=env("TRACE_DIR", defaults.trace_dir),
         )
 
     def __post_init__(self):
@@ -120,7 +124,11 @@ ENVIRONMENT_HELP = """environment variables:
   ORDER_STREAM_MAX_AGE    how long the order stream keeps entries, when an order worker
                     creates it (default 7D; see the README to change an existing one)
   METRICS_HOST, METRICS_PORT   a worker's Prometheus metrics (default 127.0.0.1, 0 = none);
-                    the frontend serves them on /metrics instead"""
+                    the frontend serves them on /metrics instead
+  OTEL_EXPORTER_OTLP_ENDPOINT  send traces over OTLP/HTTP to this collector, e.g.
+                    http://localhost:4318 (default: unset, no tracing)
+  TRACE_DIR         write traces as OTLP JSON lines to a file per process in this
+                    directory, or to stderr if it is - (default: unset)"""
 
 
 def settings_from_cli(package, description, argv=None):

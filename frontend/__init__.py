@@ -10,7 +10,7 @@ from broker import RpcClient, Settings
 from broker.logs import request_id
 from broker.messages import unique_id
 from broker.metrics import HTTP_DURATION, HTTP_REQUESTS
-from frontend import health, page, routes
+from frontend import health, page, routes, tracing
 from frontend.board import StockBoard
 from frontend.cache import LookupCache, watch
 
@@ -38,6 +38,7 @@ def create_app(settings=None, rpc=None):
     app.register_blueprint(page.bp)
     app.before_request(_start_request)
     app.after_request(_finish_request)
+    tracing.init_app(app)  # after _start_request, which sets the request id its span records
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
     return app

@@ -1,4 +1,5 @@
 """Serve the frontend with waitress: ``python -m frontend``."""
+from broker import tracing
 from broker.logs import setup_logging
 from broker.settings import settings_from_cli
 from broker.signals import StopSignal
@@ -9,6 +10,7 @@ from frontend.server import create_server, serve
 def main(argv=None):
     settings = settings_from_cli("frontend", "Stock Bazaar frontend: the HTTP API.", argv)
     setup_logging("frontend", settings.log_level)
+    tracing.setup(settings, "frontend")
     stop_signal = StopSignal()
     app = create_app(settings)
     try:

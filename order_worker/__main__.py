@@ -1,7 +1,7 @@
 """Run the order worker: ``python -m order_worker``."""
 import threading
 
-from broker import RpcClient, RpcServer
+from broker import RpcClient, RpcServer, tracing
 from broker.logs import setup_logging
 from broker.server import serve_until_signalled
 from broker.settings import settings_from_cli
@@ -14,6 +14,7 @@ def main(argv=None):
     settings = settings_from_cli(
         "order_worker", "Stock Bazaar order worker: executes trades, keeps the order log.", argv)
     setup_logging(f"{SERVICE}-{settings.replica_id}", settings.log_level)
+    tracing.setup(settings, f"{SERVICE}-{settings.replica_id}")
     catalog = RpcClient(settings, SERVICE)
     # Half the frontend's timeout, so the frontend hears about a slow catalog before it gives up.
     orders = OrderLog(settings.data_dir, settings.idempotency_window, settings.idempotency_keys)

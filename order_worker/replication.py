@@ -18,6 +18,7 @@ from concurrent.futures import Future
 import pika
 from pika.exceptions import AMQPError, ChannelClosedByBroker
 
+from broker import tracing
 from broker.connection import connect
 from broker.messages import RpcError, deadline, unique_id
 from order_worker.store import Order
@@ -104,6 +105,11 @@ class ReplicatedLog:
 
     def record(self, trade_id, name, order_type, quantity, catalog_seq):
         """Number an applied trade through the stream, unless it already has a number."""
+        with tracing.span(f"{self.stream} publish", tracing.SpanKind.PRODUCER, attributes={
+                "messaging.system": "rabbitmq", "messaging.destination.name": self.stream}):
+            return self._record(trade_id, name, order_type, quantity, catalog_seq)
+
+    def _record(self, trade_id, name, order_type, quantity, catalog_seq):
         for _ in range(2):  # a second try after another writer took our number and we caught up
             self.lead()
             with self._lock:
@@ -203,7 +209,8 @@ class ReplicatedLog:
             connection, channel = self._link
             self._waiters[message_id] = outcome
             props = pika.BasicProperties(type=kind, message_id=message_id, content_type="application/json",
-                                         app_id=f"order-{self.settings.replica_id}", delivery_mode=2)
+                                         app_id=f"order-{self.settings.replica_id}", delivery_mode=2,
+                                         headers=tracing.inject({}) or None)
             # Callbacks run in order, so the stream gets the proposals in the order they were numbered.
             connection.add_callback_threadsafe(lambda: channel.basic_publish("", self.stream, body, props))
         self._wake.set()
@@ -226,7 +233,10 @@ class ReplicatedLog:
                                f"{self._position}: its retention dropped entries this replica never read; give "
                                f"it a copy of another replica's data directory")
         if offset >= self._position:  # a chunk may start before the offset asked for
-            outcome = self._apply(props.type, body)
+            with tracing.span(f"{self.stream} receive", tracing.SpanKind.CONSUMER, props.headers, {
+                    "messaging.system": "rabbitmq", "messaging.destination.name": self.stream,
+                    "bazaar.stream.offset": offset, "bazaar.stream.entry": props.type}):
+                outcome = self._apply(props.type, body)
             self._position, self._unsynced = offset + 1, True
             with self._lock:
                 waiter = self._waiters.pop(props.message_id, None)
