@@ -35,6 +35,7 @@ class Settings:
     order_stream_max_age: str = "7D"
     otel_exporter_otlp_endpoint: str = ""
     trace_dir: str = ""
+    trace_sample_ratio: float = 1.0
 
     @classmethod
     def from_env(cls, environ=os.environ):
@@ -74,6 +75,7 @@ class Settings:
             order_stream_max_age=env("ORDER_STREAM_MAX_AGE", defaults.order_stream_max_age),
             otel_exporter_otlp_endpoint=env("OTEL_EXPORTER_OTLP_ENDPOINT", defaults.otel_exporter_otlp_endpoint),
             trace_dir=env("TRACE_DIR", defaults.trace_dir),
+            trace_sample_ratio=env("TRACE_SAMPLE_RATIO", defaults.trace_sample_ratio),
         )
 
     def __post_init__(self):
@@ -82,6 +84,8 @@ class Settings:
         if not re.fullmatch(r"[1-9][0-9]*[YMDhms]", self.order_stream_max_age):
             raise ValueError(f"ORDER_STREAM_MAX_AGE must be a number and a unit of Y, M, D, h, m or s (7D), "
                              f"not {self.order_stream_max_age!r}")
+        if not 0 <= self.trace_sample_ratio <= 1:
+            raise ValueError(f"TRACE_SAMPLE_RATIO must be from 0 to 1, not {self.trace_sample_ratio!r}")
 
     @property
     def amqp_urls(self):
@@ -128,7 +132,8 @@ ENVIRONMENT_HELP = """environment variables:
   OTEL_EXPORTER_OTLP_ENDPOINT  send traces over OTLP/HTTP to this collector, e.g.
                     http://localhost:4318 (default: unset, no tracing)
   TRACE_DIR         write traces as OTLP JSON lines to a file per process in this
-                    directory, or to stderr if it is - (default: unset)"""
+                    directory, or to stderr if it is - (default: unset)
+  TRACE_SAMPLE_RATIO  share of HTTP requests traced, from 0 to 1 (default 1)"""
 
 
 def settings_from_cli(package, description, argv=None):

@@ -34,10 +34,13 @@ def setup(settings, service):
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     # The provider flushes its batch at exit, which a SIGTERM'd service reaches too.
+    # The frontend decides whether a request is traced; the services it calls follow its choice.
     provider = TracerProvider(resource=Resource.create({"service.name": service,
-                                                        "service.namespace": settings.namespace}))
+                                                        "service.namespace": settings.namespace}),
+                              sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     _tracer = provider.get_tracer("stock-bazaar")
