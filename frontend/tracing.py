@@ -20,10 +20,11 @@ def init_app(app):
 
 
 def _start_span():
+    if not tracing.traces(request.headers):
+        return
     route = request.url_rule.rule if request.url_rule else "unmatched"
     g.trace = contextlib.ExitStack()
-    g.span = g.trace.enter_context(tracing.span(f"{request.method} {route}", tracing.SpanKind.SERVER,
-                                                request.headers, {
+    g.span = g.trace.enter_context(tracing.root_span(f"{request.method} {route}", request.headers, {
         "http.request.method": request.method, "http.route": route, "url.path": request.path,
         "bazaar.request_id": g.get("request_id", "-")}))
 

@@ -73,3 +73,24 @@ def test_one_trade_is_one_trace_across_processes(settings, tmp_path):
             assert span.end_ns <= parent.end_ns
     assert root.attributes["http.response.status_code"] == "200"  # OTLP JSON writes integers as strings
     assert by_name["order/trade", "server"].attributes["rpc.response.status_code"] == "200"
+
+
+def test_spans_only_for_sampled_requests_and_traced_clients(settings, tmp_path):
+    traces = tmp_path / "traces"
+    stack = Stack(settings, free_port(), tmp_path)
+    stack.env.update({"TRACE_DIR": str(traces), "TRACE_SAMPLE_RATIO": "0"})
+    client_trace, client_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with stack:
+        api = Session(stack.url)
+        assert api.get("/stocks/GameStart")[0] == 200  # not sampled: no span anywhere
+        assert api.post("/orders", TRADE)[0] == 200
+        headers = {"traceparent": f"00-{client_trace}-{client_span}-01"}  # the client's own trace
+        assert api.get("/stocks/BoarCo", headers=headers)[0] == 200
+        api.close()
+        assert set(stack.stop().values()) == {0}
+    spans = read_spans(traces)
+    assert {s.trace_id for s in spans} == {client_trace}
+    rows = tree(spans, client_trace)
+    assert [(d, s.name, s.service) for d, s in rows] == [
+        (0, "GET /stocks/<name>", "frontend"), (1, "catalog/lookup", "frontend"), (2, "catalog/lookup", "catalog")]
+    assert rows[0][1].parent_id == client_span
