@@ -82,8 +82,7 @@ class RpcClient:
         """Return the reply's ``data``; raise RpcError for an error reply, 503 or 504."""
         with RPC_CALLS_IN_FLIGHT.labels(service).track_inprogress(), \
                 RPC_CALL_DURATION.labels(service, method).time(), \
-                tracing.span(f"{service}/{method}", tracing.SpanKind.CLIENT, attributes={
-                    "messaging.system": "rabbitmq", "messaging.destination.name": self.settings.queue(service)}):
+                tracing.span(f"{service}/{method}", tracing.SpanKind.CLIENT, self.settings.queue(service)):
             return self._call(service, method, args, timeout)
 
     def _call(self, service, method, args, timeout):

@@ -101,6 +101,6 @@ class Subscriber:
         except ValueError as exc:
             log.warning("dropping malformed event %r from %s: %s", body[:200], props.app_id, exc)
             return
-        with tracing.span(f"{self.settings.events_exchange} receive", tracing.SpanKind.CONSUMER, props.headers,
-                          {"messaging.system": "rabbitmq", "messaging.destination.name": self.settings.events_exchange}):
+        exchange = self.settings.events_exchange
+        with tracing.span(f"{exchange} receive", tracing.SpanKind.CONSUMER, exchange, props.headers):
             self.on_event(props.type, event)

@@ -167,9 +167,8 @@ class RpcServer:
         deadline.set(ends)
         started = time.perf_counter()
         publications = ()
-        with tracing.span(f"{self.service}/{method}", tracing.SpanKind.SERVER, headers, {
-                "messaging.system": "rabbitmq", "messaging.destination.name": self.settings.queue(self.service),
-                "bazaar.request_id": request_id.get()}) as span:
+        with tracing.span(f"{self.service}/{method}", tracing.SpanKind.SERVER, self.settings.queue(self.service),
+                          headers, {"bazaar.request_id": request_id.get()}) as span:
             try:
                 result = self.handlers[method](args)
                 if isinstance(result, Reply):

@@ -7,11 +7,12 @@ callbacks and ``basic_publish``: here a request is handed from the consumer's th
 handler thread, and replies and stream entries are published from the connection's own thread
 (``add_callback_threadsafe``), so its spans would end at the hand-off and carry the wrong parent.
 
-Only an HTTP request starts a trace (``root_span``, in the frontend, for TRACE_SAMPLE_RATIO of
-them, ``traces``); every other span continues the trace its message or its thread carries, and none is made
-without one. So a request that is not traced costs nothing past the frontend's coin toss: even
-a span the SDK does not record costs ~20 µs here, a tenth of a cache hit. Tracing is off unless
-``setup`` finds OTEL_EXPORTER_OTLP_ENDPOINT or TRACE_DIR set; then every helper returns at once.
+Only an HTTP request starts a trace (``traces`` picks TRACE_SAMPLE_RATIO of them, ``root_span``
+makes the frontend's span); every other span continues the trace its message or its thread
+carries, and none is made without one. So a request that is not traced costs nothing past the
+frontend's draw: even a span the SDK does not record costs ~20 µs here, a tenth of a cache hit.
+Tracing is off unless ``setup`` finds OTEL_EXPORTER_OTLP_ENDPOINT or TRACE_DIR set; then every
+helper returns at once.
 """
 import contextlib
 import os
@@ -25,7 +26,7 @@ __all__ = ["SpanKind", "enabled", "inject", "root_span", "set_status", "setup", 
 
 _tracer = None  # an SDK tracer while tracing is on
 _sample_ratio = 1.0
-# What ``span`` gives while tracing is off: its set_attribute etc. do nothing.
+# What ``span`` gives with tracing off or outside a trace: its set_attribute etc. do nothing.
 _OFF = contextlib.nullcontext(trace.INVALID_SPAN)
 
 
@@ -73,10 +74,10 @@ def inject(headers):
     return headers
 
 
-def span(name, kind=SpanKind.INTERNAL, carrier=None, attributes=None):
-    """A context manager for a span of the trace ``carrier`` (message headers) holds, or else of the
-    current one; none (a span that records nothing) outside a trace. An exception that leaves it is
-    recorded as the span's error."""
+def span(name, kind, destination, carrier=None, attributes=None):
+    """A context manager for a span of a message to or from ``destination`` (a queue, exchange or
+    stream), in the trace ``carrier`` (its headers) holds, or else the current one; none (a span
+    that records nothing) outside a trace. An exception that leaves it is recorded as its error."""
     if _tracer is None:
         return _OFF
     if carrier is not None:
@@ -87,7 +88,8 @@ def span(name, kind=SpanKind.INTERNAL, carrier=None, attributes=None):
         context = None
     else:
         return _OFF
-    return _tracer.start_as_current_span(name, context=context, kind=kind, attributes=attributes)
+    return _tracer.start_as_current_span(name, context=context, kind=kind, attributes={
+        "messaging.system": "rabbitmq", "messaging.destination.name": destination, **(attributes or {})})
 
 
 def traces(headers):

@@ -105,8 +105,7 @@ class ReplicatedLog:
 
     def record(self, trade_id, name, order_type, quantity, catalog_seq):
         """Number an applied trade through the stream, unless it already has a number."""
-        with tracing.span(f"{self.stream} publish", tracing.SpanKind.PRODUCER, attributes={
-                "messaging.system": "rabbitmq", "messaging.destination.name": self.stream}):
+        with tracing.span(f"{self.stream} publish", tracing.SpanKind.PRODUCER, self.stream):
             return self._record(trade_id, name, order_type, quantity, catalog_seq)
 
     def _record(self, trade_id, name, order_type, quantity, catalog_seq):
@@ -233,9 +232,8 @@ class ReplicatedLog:
                                f"{self._position}: its retention dropped entries this replica never read; give "
                                f"it a copy of another replica's data directory")
         if offset >= self._position:  # a chunk may start before the offset asked for
-            with tracing.span(f"{self.stream} receive", tracing.SpanKind.CONSUMER, props.headers, {
-                    "messaging.system": "rabbitmq", "messaging.destination.name": self.stream,
-                    "bazaar.stream.offset": offset, "bazaar.stream.entry": props.type}):
+            with tracing.span(f"{self.stream} receive", tracing.SpanKind.CONSUMER, self.stream, props.headers,
+                              {"bazaar.stream.offset": offset, "bazaar.stream.entry": props.type}):
                 outcome = self._apply(props.type, body)
             self._position, self._unsynced = offset + 1, True
             with self._lock:

@@ -188,7 +188,8 @@ def _drive(stack, admin_channel, settings):
     api.close()
     # Dead letters: a request without reply_to, and one that reached the worker after its deadline.
     stale = pika.BasicProperties(app_id="contract-test", type="lookup", reply_to="amq.rabbitmq.reply-to",
-                                 correlation_id=uuid.uuid4().hex, headers={"deadline_ms": int(time.time() * 1000) - 1000})
+                                 correlation_id=uuid.uuid4().hex,
+                                 headers={"deadline_ms": int(time.time() * 1000) - 1000})
     admin_channel.basic_consume("amq.rabbitmq.reply-to", lambda *_: None, auto_ack=True)
     admin_channel.basic_publish("", settings.queue("catalog"), b'{"name": "GameStart"}', stale)
     admin_channel.basic_publish("", settings.queue("catalog"), b"not json",

@@ -14,8 +14,10 @@ def test_tracing_is_off_without_an_exporter():
     tracing.setup(Settings(), "test")
     assert not tracing.enabled()
     assert tracing.inject({"request_id": "r"}) == {"request_id": "r"}
-    with tracing.span("nothing", tracing.SpanKind.SERVER, {"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}) as span:
+    headers = {"traceparent": f"00-{'1' * 32}-{'2' * 16}-01"}
+    with tracing.span("nothing", tracing.SpanKind.SERVER, "a-queue", headers) as span:
         assert not span.is_recording()
+    assert not tracing.traces(headers)
 
 
 def _logged(stack, orders):
