@@ -57,3 +57,10 @@ def test_an_order_stream_max_age_rabbitmq_would_refuse_is_refused(age):
     with pytest.raises(ValueError, match="ORDER_STREAM_MAX_AGE must be a number and a unit"):
         Settings.from_env({"ORDER_STREAM_MAX_AGE": age})
     assert Settings.from_env({"ORDER_STREAM_MAX_AGE": "36h"}).order_stream_max_age == "36h"
+
+
+@pytest.mark.parametrize("ratio", ["-0.1", "1.5", "half"])
+def test_trace_sample_ratio_must_be_a_share(ratio):
+    with pytest.raises(ValueError, match="TRACE_SAMPLE_RATIO must be"):
+        Settings.from_env({"TRACE_SAMPLE_RATIO": ratio})
+    assert Settings.from_env({"TRACE_SAMPLE_RATIO": "0.25"}).trace_sample_ratio == 0.25
