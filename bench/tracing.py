@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from bench import loads
 from bench.__main__ import median_summary
-from bench.stack import NativeStack
+from harness.stack import Stack
 
 LOADS = (("lookup", 1), ("lookup", 8), ("trade", 1), ("trade", 8))
 LIMIT = 0.05  # the most tracing may cost: 5 % of throughput or of p50
@@ -35,7 +35,7 @@ class OtlpSink(ThreadingHTTPServer):
 
 
 class _Receive(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - the name http.server looks for
+    def do_POST(self):
         request = ExportTraceServiceRequest.FromString(self.rfile.read(int(self.headers["Content-Length"])))
         count = sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
         with self.server.lock:
@@ -124,7 +124,7 @@ def main(argv=None):
     traced = {"otlp": {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}, "file": {"TRACE_DIR": trace_dir}}[args.exporter]
     traced["TRACE_SAMPLE_RATIO"] = args.sample_ratio
     try:
-        stacks = {"off": NativeStack(replicas=args.replicas), "on": NativeStack(traced, replicas=args.replicas)}
+        stacks = {"off": Stack(replicas=args.replicas), "on": Stack(env=traced, replicas=args.replicas)}
         with stacks["off"], stacks["on"]:
             results = measure(stacks, args)
         print(report(results, args))

@@ -18,19 +18,26 @@ import contextlib
 import os
 import random
 import sys
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
+
+from runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 __all__ = ["SpanKind", "enabled", "inject", "root_span", "set_status", "setup", "span", "traces"]
 
-_tracer = None  # an SDK tracer while tracing is on
+_tracer: trace.Tracer | None = None  # an SDK tracer while tracing is on
 _sample_ratio = 1.0
 # What ``span`` gives with tracing off or outside a trace: its set_attribute etc. do nothing.
 _OFF = contextlib.nullcontext(trace.INVALID_SPAN)
 
 
-def setup(settings, service):
+def setup(settings: Settings, service: str) -> None:
     """Turn tracing on for this process, named ``service``, if the settings ask for an exporter."""
     global _tracer, _sample_ratio
     exporter = _exporter(settings, service)
@@ -49,7 +56,7 @@ def setup(settings, service):
     _tracer, _sample_ratio = provider.get_tracer("stock-bazaar"), settings.trace_sample_ratio
 
 
-def _exporter(settings, service):
+def _exporter(settings: Settings, service: str) -> "SpanExporter | None":
     if settings.otel_exporter_otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         return OTLPSpanExporter(endpoint=f"{settings.otel_exporter_otlp_endpoint.rstrip('/')}/v1/traces")
@@ -63,18 +70,19 @@ def _exporter(settings, service):
     return None
 
 
-def enabled():
+def enabled() -> bool:
     return _tracer is not None
 
 
-def inject(headers):
+def inject(headers: dict[str, Any]) -> dict[str, Any]:
     """Add the current trace context to an AMQP headers table (a dict); return it."""
     if _tracer is not None:
         propagate.inject(headers)
     return headers
 
 
-def span(name, kind, destination, carrier=None, attributes=None):
+def span(name: str, kind: SpanKind, destination: str, carrier: Any = None,
+         attributes: dict[str, Any] | None = None) -> AbstractContextManager[Span]:
     """A context manager for a span of a message to or from ``destination`` (a queue, exchange or
     stream), in the trace ``carrier`` (its headers) holds, or else the current one; none (a span
     that records nothing) outside a trace. An exception that leaves it is recorded as its error."""
@@ -92,19 +100,20 @@ def span(name, kind, destination, carrier=None, attributes=None):
         "messaging.system": "rabbitmq", "messaging.destination.name": destination, **(attributes or {})})
 
 
-def traces(headers):
+def traces(headers: Any) -> bool:
     """Whether to trace an HTTP request with these headers: one whose client sent ``traceparent``,
     and TRACE_SAMPLE_RATIO of the others."""
     return _tracer is not None and ("traceparent" in headers or random.random() < _sample_ratio)
 
 
-def root_span(name, headers, attributes):
+def root_span(name: str, headers: Any, attributes: dict[str, Any]) -> AbstractContextManager[Span]:
     """The span of an HTTP request that ``traces``: in its client's trace, if it sent one, else a new one."""
+    assert _tracer is not None, "root_span is only for requests that tracing.traces"
     return _tracer.start_as_current_span(name, context=propagate.extract(headers), kind=SpanKind.SERVER,
                                          attributes=attributes)
 
 
-def set_status(span, attribute, code):
+def set_status(span: Span, attribute: str, code: int) -> None:
     """Record an HTTP-style status ``code`` on a server span; 5xx marks it as failed."""
     span.set_attribute(attribute, code)
     if code >= 500:

@@ -7,21 +7,23 @@ publishing it with the number it expects, and answers only once its own reader h
 an entry that lost a race (a zombie ex-leader's, or one out of turn) is refused by every replica
 alike, the leader included, so nothing reaches a CSV that is not in the stream at that place.
 """
-import contextlib
 import json
 import logging
 import os
 import threading
 import time
 from concurrent.futures import Future
+from typing import Any
 
 import pika
-from pika.exceptions import AMQPError, ChannelClosedByBroker
+from pika.exceptions import ChannelClosedByBroker
 
 from broker import tracing
-from broker.connection import connect
+from broker.consumer import ROUND, Consumer
 from broker.messages import RpcError, deadline, unique_id
 from order_worker.store import Order
+from runtime.lifecycle import Fatal
+from runtime.metrics import ORDER_LEADING
 
 log = logging.getLogger(__name__)
 STREAM = "orders"
@@ -40,25 +42,29 @@ def stream_is_gone(exc):
     return exc.reply_code == 404 and "no queue" in exc.reply_text
 
 
-class Diverged(Exception):
+class Diverged(Fatal):
     """The order log holds a different order than the stream at the same number."""
 
 
-class ReplicatedLog:
-    """An OrderLog kept equal to the stream: ``run`` reads it, ``lead`` and ``record`` write it.
+class ReplicatedLog(Consumer):
+    """An OrderLog kept equal to the stream: it reads the stream in a thread of its own (from
+    ``start`` to ``stop``), ``lead`` and ``record`` write it; a Diverged log is its failure.
 
     Reads (``get``, ``find``, ``seq_floor``) answer from the local log. A replica becomes the
     writer with ``lead``: it publishes a sync marker and waits until its reader reaches it, so
     it has read everything any earlier leader wrote before it numbers anything itself.
     """
 
+    retry_pause = 0.2
+
     def __init__(self, settings, orders):
-        self.settings, self.orders = settings, orders
+        super().__init__(settings, f"order-{settings.replica_id}.stream")
+        self.orders = orders
         self.stream = settings.queue(STREAM)
         self._position_file = settings.data_dir / "stream_position"
         self._position, self._next = self._load_position()
         self._lock = threading.RLock()  # guards the fields below, shared by handlers and the reader
-        self._link = None  # (connection, channel) of the reader, which also publishes
+        self._link: tuple[Any, Any] | None = None  # (connection, channel) of the reader, which also publishes
         self._connected = threading.Event()
         self._wake = threading.Event()  # cuts a follower's round short when this replica publishes
         self._first_delivery, self._last_tag = False, None  # of the reader's subscription, unacked
@@ -69,7 +75,6 @@ class ReplicatedLog:
         self._leading = False
         self._proposed = 0  # the number the next proposal gets
         self._lead_lock = threading.Lock()
-        self.diverged = None
 
     def get(self, number):
         return self.orders.get(number)
@@ -92,6 +97,7 @@ class ReplicatedLog:
         """Stop numbering until the next ``lead``, which reads the stream to its end first."""
         with self._lock:
             self._leading = False
+            ORDER_LEADING.set(0)
 
     def lead(self):
         """Make this replica the writer, if it is not already: catch up to the end of the stream."""
@@ -101,6 +107,7 @@ class ReplicatedLog:
             next_number = self._wait(self._publish(SYNC, b"{}"), "reading the order stream to its end")
             with self._lock:
                 self._proposed, self._leading = next_number, True
+                ORDER_LEADING.set(1)
             log.info("leading: the next transaction number is %d", next_number)
 
     def record(self, trade_id, name, order_type, quantity, catalog_seq):
@@ -129,48 +136,35 @@ class ReplicatedLog:
             self.resign()
         raise RpcError(503, "the order log changed leader during the trade; retry it")
 
-    def run(self, stopping, on_diverged=None):
-        """Read the stream into the order log until ``stopping`` is set, reconnecting as needed;
-        if the log cannot follow the stream any more, stop and call ``on_diverged(reason)``."""
-        while not stopping.is_set() and not self.diverged:
-            try:
-                connection = connect(self.settings, f"order-{self.settings.replica_id}.stream", stopping)
-            except (AMQPError, OSError):
-                return  # only reraised once stopping
-            try:
-                channel = self._declare_stream(connection)
-                channel.add_on_cancel_callback(self._on_cancelled)
-                channel.basic_qos(prefetch_count=READ_AHEAD)
-                self._first_delivery, self._last_tag = True, None
-                channel.basic_consume(self.stream, self._on_entry,
-                                      arguments={"x-stream-offset": self._resume_offset()})
-                with self._lock:
-                    self._link = connection, channel
-                    self._connected.set()
-                while not stopping.is_set():
-                    self._wake.clear()
-                    connection.process_data_events(time_limit=0.2)  # applies every entry that arrived
-                    self._commit()
-                    if self._last_tag is not None:  # one ack for the round: a stream's acks are only credit
-                        channel.basic_ack(self._last_tag, multiple=True)
-                        self._last_tag = None
-                    if not self._leading and not self._waiters:  # nothing of its own in flight
-                        self._wake.wait(FOLLOWER_ROUND)
-            except Diverged as exc:
-                log.critical("%s: this replica stops applying the stream", exc)
-                self.diverged = str(exc)
-            except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
-                log.warning("lost the order stream: %r", exc)
-                stopping.wait(0.2)
-            finally:
-                self._disconnect(RpcError(503, "lost the connection to the order stream"))
-                if connection.is_open:
-                    # Closing nacks the entries still in flight, which a stream refuses by closing
-                    # the connection: that is the end wanted anyway.
-                    with contextlib.suppress(AMQPError):
-                        connection.close()
-        if self.diverged and on_diverged:
-            on_diverged(self.diverged)
+    def subscribe(self, connection):
+        channel = self._declare_stream(connection)
+        channel.add_on_cancel_callback(self._on_cancelled)
+        channel.basic_qos(prefetch_count=READ_AHEAD)
+        self._first_delivery, self._last_tag = True, None
+        channel.basic_consume(self.stream, self._on_entry, arguments={"x-stream-offset": self._resume_offset()})
+        with self._lock:
+            self._link = connection, channel
+            self._connected.set()
+
+    def pump(self, connection):
+        """One round: apply every entry that arrived, fsync them at once, then ack the round."""
+        self._wake.clear()
+        connection.process_data_events(time_limit=ROUND)
+        self._commit()
+        if self._last_tag is not None:  # one ack for the round: a stream's acks are only credit
+            assert self._link is not None  # set by subscribe, on this thread
+            _, channel = self._link
+            channel.basic_ack(self._last_tag, multiple=True)
+            self._last_tag = None
+        if not self._leading and not self._waiters:  # nothing of its own in flight
+            self._wake.wait(FOLLOWER_ROUND)
+
+    def fail(self, reason):
+        log.critical("%s: this replica stops applying the stream", reason)
+        super().fail(reason)
+
+    def disconnected(self):
+        self._disconnect(RpcError(503, "lost the connection to the order stream"))
 
     def _declare_stream(self, connection):
         """A channel on the order stream, made if missing with ORDER_STREAM_MAX_AGE as its retention.
@@ -198,9 +192,10 @@ class ReplicatedLog:
 
     def _publish(self, kind, body):
         """Append an entry to the stream (from the reader's thread); return the Future of its outcome."""
-        if self.diverged:
+        if self.failure:
             raise RpcError(503, "this order replica cannot follow the order stream")  # why: in its log
-        outcome, message_id = Future(), unique_id()
+        outcome: Future = Future()
+        message_id = unique_id()
         self._connected.wait(_time_left(self.settings.rpc_timeout))
         with self._lock:
             if self._link is None:
@@ -305,6 +300,7 @@ class ReplicatedLog:
     def _disconnect(self, error):
         with self._lock:
             self._link, self._leading = None, False
+            ORDER_LEADING.set(0)
             self._connected.clear()
             waiters, self._waiters = self._waiters, {}
         for waiter in waiters.values():

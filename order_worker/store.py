@@ -3,8 +3,8 @@ import csv
 import threading
 from typing import NamedTuple
 
-from broker.storage import AppendLog, LineIndex, parse_line, read_line, require_free_space
-from broker.window import KeyWindow
+from storage.files import AppendLog, LineIndex, parse_line, read_line, require_free_space
+from storage.window import KeyWindow
 
 # Free space a trade needs before it goes to the catalog, so a trade the catalog applied can be logged.
 RESERVE_BYTES = 64 * 1024
@@ -67,7 +67,7 @@ class OrderLog:
             return order
 
     def require_space(self):
-        """Raise a 507 RpcError when the disk is too full to log another order."""
+        """Raise DiskFull when the disk is too full to log another order."""
         require_free_space(self._log.path, RESERVE_BYTES)
 
     @property
