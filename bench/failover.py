@@ -9,6 +9,7 @@ bench/results/failover.json and the ``failover`` block of docs/evaluation.md.
 """
 import argparse
 import http.client
+import itertools
 import json
 import random
 import sys
@@ -28,6 +29,11 @@ from harness.stack import ROOT, Stack
 REPLICAS = 3
 RETRYABLE = (503, 504, "transport")  # answers after which the same request may be sent again
 RESULTS = ROOT / "bench" / "results" / "failover.json"
+
+
+def longest_pause(successes):
+    """The longest time between two successive successful trades (times in seconds)."""
+    return max((later - earlier for earlier, later in itertools.pairwise(sorted(successes))), default=float("inf"))
 
 
 def gaps(successes, killed_at):

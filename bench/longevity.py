@@ -25,6 +25,7 @@ from catalog_worker.store import DEFAULT_PRICES, JOURNAL_COLUMNS, JOURNAL_SEGMEN
 from client.session import Session
 from harness.stack import ROOT, Stack, free_port
 from order_worker.store import COLUMNS as ORDER_COLUMNS
+from order_worker.store import Order, checksummed
 from runtime.settings import Settings
 
 NAMES = list(DEFAULT_PRICES)
@@ -41,7 +42,7 @@ def write_files(data_dir, trades, settings):
     with open(data_dir / "order_log.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(ORDER_COLUMNS)
-        writer.writerows((n, *trade(n)[:2], 1, trade(n)[2], n + 1) for n in range(trades))
+        writer.writerows(checksummed(Order(n, *trade(n)[:2], 1, trade(n)[2], n + 1)) for n in range(trades))
     # Checkpoints keep the segments that hold the window's trades, and the snapshot is a segment behind.
     segment = settings.journal_segment_trades
     first = max(0, (trades - settings.idempotency_keys) // segment * segment)

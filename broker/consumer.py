@@ -25,6 +25,7 @@ class Consumer(Loop):
     """
 
     retry_pause = 0.0  # seconds to wait before reconnecting after a failure
+    heartbeat: int | None = None  # seconds, instead of the broker's 60 s, for a connection known dead soon
 
     def __init__(self, settings: Settings, name: str, threads: int = 1) -> None:
         super().__init__(name, threads)
@@ -33,7 +34,7 @@ class Consumer(Loop):
     def run(self) -> None:
         while not self.stopping.is_set():
             try:
-                connection = connect(self.settings, self.name, self.stopping)
+                connection = connect(self.settings, self.name, self.stopping, heartbeat=self.heartbeat)
             except (AMQPError, OSError):
                 return  # only reraised once stopping
             subscribed = False

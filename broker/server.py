@@ -2,6 +2,7 @@
 single active consumer whose requests N threads handle."""
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,10 @@ from storage.files import DiskFull
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict], Any]
+
+
+class StepDown(Exception):
+    """Raised by a handler of a single active consumer that cannot serve: another consumer should."""
 
 
 class Reply(NamedTuple):
@@ -47,19 +52,26 @@ class RpcServer(Consumer):
 
     With ``single_active`` the queue delivers to one consumer at a time across every process
     serving it (RabbitMQ's single active consumer): this process subscribes once, calls
-    ``on_subscribed`` (it is a standby until a request arrives), and hands each request to one
-    of ``threads`` handler threads, which give the reply and ack back to the consumer's thread.
+    ``on_standby`` (it is a standby until a request arrives; also called when its connection
+    drops), and hands each request to one of ``threads`` handler threads, which give the reply and
+    ack back to the consumer's thread. Its connection asks for a LEADER_HEARTBEAT heartbeat, so a
+    process that freezes or is cut off loses the queue within seconds. A handler that raises
+    StepDown leaves its request unanswered and unacked, and the server gives up the queue
+    (``step_down``): the connection closes, and it subscribes again behind every other consumer.
     Otherwise each of ``threads`` threads consumes on a connection of its own. A queue that exists
     with other arguments (QueueMismatch) is a failure: no reconnect can fix it.
     """
 
     def __init__(self, settings: Settings, service: str, handlers: Mapping[str, Handler], threads: int,
-                 single_active: bool = False, on_subscribed: Callable[[], None] | None = None) -> None:
+                 single_active: bool = False, on_standby: Callable[[], None] | None = None) -> None:
         super().__init__(settings, service, 1 if single_active else threads)
         self.service = service
         self.handlers = {**handlers, "ping": self._ping}
-        self.handler_threads, self.single_active, self.on_subscribed = threads, single_active, on_subscribed
+        self.handler_threads, self.single_active, self.on_standby = threads, single_active, on_standby
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=service) if single_active else None
+        # RabbitMQ hands a single active consumer's queue on only once it closes the silent connection.
+        self.heartbeat = settings.leader_heartbeat if single_active else None
+        self._stepping_down = threading.Event()
 
     def start(self, on_failure: Callable[[Component], None] | None = None) -> None:
         super().start(on_failure)
@@ -85,8 +97,23 @@ class RpcServer(Consumer):
         handlers = self.handler_threads if self._pool else 1
         channel.basic_qos(prefetch_count=self.settings.prefetch * handlers)
         channel.basic_consume(queue, self._on_message)
-        if self.on_subscribed:
-            self.on_subscribed()
+        self.disconnected()  # a standby until a request arrives
+
+    def step_down(self) -> None:
+        """Give up the queue (a single active consumer that cannot serve); safe from any thread."""
+        self._stepping_down.set()
+
+    def pump(self, connection: BlockingConnection) -> None:
+        if self._stepping_down.is_set():
+            self._stepping_down.clear()
+            log.warning("stepping down: %s goes to the next consumer in line", self.settings.queue(self.service))
+            raise StepDown("stepped down")  # closes the connection, requeueing what it holds; then resubscribes
+        super().pump(connection)
+
+    def disconnected(self) -> None:
+        """Whenever this process is not known to be the active consumer: subscribed, or disconnected."""
+        if self.on_standby:
+            self.on_standby()
 
     def drain(self, connection: BlockingConnection) -> None:
         if self._pool:  # let the handlers finish, then send their replies and acks
@@ -135,15 +162,27 @@ class RpcServer(Consumer):
         started = time.perf_counter()
         with tracing.span(f"{self.service}/{method}", tracing.SpanKind.SERVER, self.settings.queue(self.service),
                           headers, {"bazaar.request_id": request_id.get()}) as span:
-            reply, status, publications = answer(self.service, method, self.handlers[method], args)
+            try:
+                reply, status, publications = answer(self.service, method, self.handlers[method], args)
+            except StepDown as exc:
+                log.warning("%s: stepping down, leaving %s to the next consumer", exc, method)
+                self.step_down()
+                request_id.reset(token)
+                return
             tracing.set_status(span, "rpc.response.status_code", status)
-        self._on_channel(channel, self._finish, channel, publications, delivery,
+        self._on_channel(channel, self._finish_unless_stepping_down, channel, publications, delivery,
                          ("", props.reply_to, encode(reply), self._reply_properties(props)))
         elapsed = time.perf_counter() - started
         RPC_HANDLED.labels(self.service, method, status).inc()
         RPC_HANDLING_DURATION.labels(self.service, method).observe(elapsed)
         log.info("%s from %s: %d in %.2fms", method, props.app_id, status, elapsed * 1000)
         request_id.reset(token)
+
+    def _finish_unless_stepping_down(self, *args: Any) -> None:
+        """``_finish``, on the consumer's thread, unless the server is stepping down: then the request
+        stays unanswered and unacked, and goes to the next consumer with the rest."""
+        if not self._stepping_down.is_set():
+            self._finish(*args)
 
     @staticmethod
     def _finish(channel: Any, publications: Sequence[Publication], delivery: Any, reply: tuple) -> None:
@@ -177,6 +216,8 @@ def answer(service: str, method: str, handler: Handler, args: dict) -> tuple[dic
     raised below the RPC layer gets the status its caller sees."""
     try:
         result = handler(args)
+    except StepDown:
+        raise  # no answer at all: the next consumer gets the request
     except RpcError as exc:
         return exc.envelope(), exc.code, ()
     except DiskFull as exc:

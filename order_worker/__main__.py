@@ -1,6 +1,6 @@
 """Run the order worker: ``python -m order_worker``."""
 from broker import RpcClient, RpcServer, tracing
-from order_worker.replication import ReplicatedLog
+from order_worker.replication import DiskWatch, ReplicatedLog
 from order_worker.service import SERVICE, OrderService, Reconciler
 from order_worker.store import OrderLog
 from runtime.lifecycle import Supervisor
@@ -22,9 +22,11 @@ def main(argv=None):
     service = OrderService(replicated, catalog, settings.rpc_timeout / 2)
     # The queue's single active consumer is the leader; every other replica follows the stream.
     server = RpcServer(settings, SERVICE, service.handlers, settings.order_threads, single_active=True,
-                       on_subscribed=replicated.resign)
+                       on_standby=replicated.resign)
+    replicated.on_step_down = server.step_down  # a leader whose disk fails gives the queue to a standby
     try:
-        Supervisor([MetricsServer(settings), catalog, replicated, Reconciler(service), server]).run()
+        Supervisor([MetricsServer(settings), catalog, replicated, DiskWatch(replicated), Reconciler(service),
+                    server]).run()
     finally:
         orders.close()
 

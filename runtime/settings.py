@@ -52,6 +52,11 @@ class Settings:
     order_stream_max_age: str = setting("ORDER_STREAM_MAX_AGE", "7D",
                                         "how long the order stream keeps entries, when an order worker "
                                         "creates it (see the README to change an existing one)")
+    leader_heartbeat: int = setting("LEADER_HEARTBEAT", 1,
+                                    "heartbeat timeout (s) of the order queue's consumers: a frozen or "
+                                    "cut-off leader loses the queue about 3 times this later")
+    fsync_limit: float = setting("FSYNC_LIMIT", 2.0, "seconds an order log write may take before its "
+                                                     "replica steps down")
     otel_exporter_otlp_endpoint: str = setting("OTEL_EXPORTER_OTLP_ENDPOINT", "",
                                                "send traces over OTLP/HTTP to this collector, e.g. "
                                                "http://localhost:4318")

@@ -8,17 +8,8 @@ import pytest
 from test_faults import Load, check_invariants, wait_until_reconciled
 
 from bench.failover import gaps, wait_identical
-from harness.stack import Stack
 
-REPLICAS = 3
 LEADER_KILLS = 10
-
-
-@pytest.fixture
-def replicated(settings, tmp_path):
-    """A stack with three order worker replicas."""
-    with Stack(settings, log_dir=tmp_path, replicas=REPLICAS) as stack:
-        yield stack
 
 
 def restart(stack, name, rng, snapshots):
