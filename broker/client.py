@@ -8,6 +8,7 @@ from typing import Any
 from pika import BasicProperties, BlockingConnection
 from pika.exceptions import AMQPError
 
+from broker import tracing
 from broker.connection import connect
 from broker.messages import RpcError, deadline, encode, parse_reply, properties, unique_id
 from runtime.lifecycle import Loop
@@ -84,7 +85,8 @@ class RpcClient(Loop):
     def call(self, service: str, method: str, args: dict, timeout: float | None = None) -> Any:
         """Return the reply's ``data``; raise RpcError for an error reply, 503 or 504."""
         with RPC_CALLS_IN_FLIGHT.labels(service).track_inprogress(), \
-                RPC_CALL_DURATION.labels(service, method).time():
+                RPC_CALL_DURATION.labels(service, method).time(), \
+                tracing.span(f"{service}/{method}", tracing.SpanKind.CLIENT, self.settings.queue(service)):
             return self._call(service, method, args, timeout)
 
     def _call(self, service: str, method: str, args: dict, timeout: float | None) -> Any:

@@ -6,6 +6,7 @@ from typing import Any, Protocol
 
 from pika import BlockingConnection
 
+from broker import tracing
 from broker.consumer import Consumer
 from runtime.settings import Settings
 
@@ -63,5 +64,7 @@ class Subscriber(Consumer):
         except ValueError as exc:
             log.warning("dropping malformed event %r from %s: %s", body[:200], props.app_id, exc)
             return
-        for listener in self.listeners:
-            listener.on_event(props.type, event)
+        exchange = self.settings.events_exchange
+        with tracing.span(f"{exchange} receive", tracing.SpanKind.CONSUMER, exchange, props.headers):
+            for listener in self.listeners:
+                listener.on_event(props.type, event)

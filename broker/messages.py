@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import pika
 
+from broker import tracing
 from runtime.logs import request_id
 
 JSON = "application/json"
@@ -52,10 +53,10 @@ def encode(obj: Any) -> bytes:
 
 
 def properties(app_id: str, method: str, **extra: Any) -> pika.BasicProperties:
-    """AMQP properties that make a message legible in the management UI."""
+    """AMQP properties that make a message legible in the management UI, with the trace context."""
     return pika.BasicProperties(
         content_type=JSON, app_id=app_id, type=method, timestamp=int(time.time()),
-        headers={"request_id": request_id.get()}, **extra)
+        headers=tracing.inject({"request_id": request_id.get()}), **extra)
 
 
 def parse_request(props: pika.BasicProperties, body: bytes, methods: Container[str]) -> tuple[str, dict]:

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from pika import BasicProperties, BlockingConnection
 from pika.exceptions import AMQPError
 
+from broker import tracing
 from broker.connection import declare_queue
 from broker.consumer import Consumer
 from broker.events import declare_exchange
@@ -168,13 +169,16 @@ class RpcServer(Consumer):
         token = request_id.set(str(headers.get("request_id") or "-"))
         deadline.set(ends)
         started = time.perf_counter()
-        try:
-            reply, status, publications = answer(self.service, method, self.handlers[method], args)
-        except StepDown as exc:
-            log.warning("%s: stepping down, leaving %s to the next consumer", exc, method)
-            self.step_down()
-            request_id.reset(token)
-            return
+        with tracing.span(f"{self.service}/{method}", tracing.SpanKind.SERVER, self.settings.queue(self.service),
+                          headers, {"bazaar.request_id": request_id.get()}) as span:
+            try:
+                reply, status, publications = answer(self.service, method, self.handlers[method], args)
+            except StepDown as exc:
+                log.warning("%s: stepping down, leaving %s to the next consumer", exc, method)
+                self.step_down()
+                request_id.reset(token)
+                return
+            tracing.set_status(span, "rpc.response.status_code", status)
         self._on_channel(channel, self._finish_unless_stepping_down, channel, publications, delivery,
                          ("", props.reply_to, encode(reply), self._reply_properties(props)))
         elapsed = time.perf_counter() - started

@@ -1,5 +1,5 @@
 """Run the catalog worker: ``python -m catalog_worker``."""
-from broker import RpcServer
+from broker import RpcServer, tracing
 from catalog_worker.service import SERVICE, CatalogService
 from catalog_worker.store import CatalogStore
 from runtime.lifecycle import Supervisor
@@ -11,6 +11,7 @@ from runtime.settings import settings_from_cli
 def main(argv=None):
     settings = settings_from_cli("catalog_worker", "Stock Bazaar catalog worker: stock lookups and trades.", argv)
     setup_logging(SERVICE, settings.log_level)
+    tracing.setup(settings, SERVICE)
     store = CatalogStore(settings.data_dir, settings.idempotency_window, settings.idempotency_keys,
                          settings.journal_segment_trades)
     service = CatalogService(store, settings)

@@ -7,7 +7,7 @@ from flask import Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from broker.messages import unique_id
-from frontend import health, page, routes
+from frontend import health, page, routes, tracing
 from frontend.board import StockBoard
 from frontend.cache import EventViews, LookupCache
 from frontend.system import SystemView
@@ -40,6 +40,7 @@ def create_app(settings, rpc, events):
     app.register_blueprint(page.bp)
     app.before_request(_start_request)
     app.after_request(_finish_request)
+    tracing.init_app(app)  # after _start_request, which sets the request id its span records
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
     return app

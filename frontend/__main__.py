@@ -1,5 +1,5 @@
 """Serve the frontend with waitress: ``python -m frontend``."""
-from broker import RpcClient
+from broker import RpcClient, tracing
 from broker.events import Subscriber
 from frontend import create_app
 from frontend.server import HttpServer
@@ -12,6 +12,7 @@ from trading.status import ORDER_STATUS
 def main(argv=None):
     settings = settings_from_cli("frontend", "Stock Bazaar frontend: the HTTP API.", argv)
     setup_logging("frontend", settings.log_level)
+    tracing.setup(settings, "frontend")
     rpc = RpcClient(settings, "frontend")
     events = Subscriber(settings, "frontend-events", keys=("stock.#", ORDER_STATUS))
     app = create_app(settings, rpc, events)

@@ -9,6 +9,7 @@ from broker import RpcError
 
 bp = Blueprint("api", __name__)
 OPENAPI = resources.files("frontend").joinpath("openapi.json")
+ASYNCAPI = resources.files("frontend").joinpath("asyncapi.json")  # the message contract on RabbitMQ
 ORDER_NUMBER = re.compile(r"-?[0-9]+")
 HIT, MISS = {"X-Cache": "hit"}, {"X-Cache": "miss"}
 
@@ -76,7 +77,16 @@ def query_order(number):
 
 @bp.get("/openapi.json")
 def openapi():
-    return current_app.response_class(OPENAPI.read_bytes(), mimetype="application/json")
+    return _document(OPENAPI)
+
+
+@bp.get("/asyncapi.json")
+def asyncapi():
+    return _document(ASYNCAPI)
+
+
+def _document(resource):
+    return current_app.response_class(resource.read_bytes(), mimetype="application/json")
 
 
 @bp.errorhandler(RpcError)

@@ -1,5 +1,5 @@
 """Run the order worker: ``python -m order_worker``."""
-from broker import RpcClient, RpcServer
+from broker import RpcClient, RpcServer, tracing
 from order_worker.replication import DiskWatch, ReplicatedLog
 from order_worker.service import SERVICE, OrderService, Pinger, Reconciler
 from order_worker.status import Announcer
@@ -16,6 +16,7 @@ def main(argv=None):
     setup_logging(f"{SERVICE}-{settings.replica_id}", settings.log_level)
     # Each replica's connections carry its name, e.g. bazaar.order-0 in the management UI.
     name = f"{SERVICE}-{settings.replica_id}"
+    tracing.setup(settings, name)
     catalog = RpcClient(settings, SERVICE, connection_name=name)
     orders = OrderLog(settings.data_dir, settings.idempotency_window, settings.idempotency_keys)
     # A replica whose log cannot follow the stream must not lead: its failure stops the worker.

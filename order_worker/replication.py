@@ -18,7 +18,7 @@ from typing import Any
 import pika
 from pika.exceptions import ChannelClosedByBroker
 
-from broker import lock
+from broker import lock, tracing
 from broker.consumer import ROUND, Consumer
 from broker.messages import RpcError, deadline, unique_id
 from broker.server import StepDown
@@ -155,6 +155,10 @@ class ReplicatedLog(Consumer):
     def record(self, trade_id, name, order_type, quantity, catalog_seq, take_lead=True):
         """Number an applied trade through the stream, unless it already has a number; without
         ``take_lead``, only while leading already (else None)."""
+        with tracing.span(f"{self.stream} publish", tracing.SpanKind.PRODUCER, self.stream):
+            return self._record(trade_id, name, order_type, quantity, catalog_seq, take_lead)
+
+    def _record(self, trade_id, name, order_type, quantity, catalog_seq, take_lead):
         for _ in range(2):  # a second try after another writer took our number and we caught up
             if not take_lead and not self._leading:
                 return None
@@ -299,7 +303,8 @@ class ReplicatedLog(Consumer):
             connection, channel = self._link
             self._waiters[message_id] = outcome
             props = pika.BasicProperties(type=kind, message_id=message_id, content_type="application/json",
-                                         app_id=f"order-{self.settings.replica_id}", delivery_mode=2)
+                                         app_id=f"order-{self.settings.replica_id}", delivery_mode=2,
+                                         headers=tracing.inject({}) or None)
             # Callbacks run in order, so the stream gets the proposals in the order they were numbered.
             connection.add_callback_threadsafe(lambda: channel.basic_publish("", self.stream, body, props))
         self._wake.set()
@@ -325,7 +330,9 @@ class ReplicatedLog(Consumer):
             raise Diverged(f"the order stream holds another entry at offset {offset} ({props.message_id}) than "
                            f"the one this replica applied there ({self._last_id}): the stream was replaced")
         if offset >= self._position:  # a chunk may start before the offset asked for
-            outcome = self._apply(props.type, body)
+            with tracing.span(f"{self.stream} receive", tracing.SpanKind.CONSUMER, self.stream, props.headers,
+                              {"bazaar.stream.offset": offset, "bazaar.stream.entry": props.type}):
+                outcome = self._apply(props.type, body)
             self._position, self._last_id, self._unsynced = offset + 1, props.message_id or "", True
             with self._lock:
                 waiter = self._waiters.pop(props.message_id, None)

@@ -57,6 +57,12 @@ class Settings:
                                     "cut-off leader loses the queue about 3 times this later")
     fsync_limit: float = setting("FSYNC_LIMIT", 2.0, "seconds an order log write may take before its "
                                                      "replica steps down")
+    otel_exporter_otlp_endpoint: str = setting("OTEL_EXPORTER_OTLP_ENDPOINT", "",
+                                               "send traces over OTLP/HTTP to this collector, e.g. "
+                                               "http://localhost:4318")
+    trace_dir: str = setting("TRACE_DIR", "", "write traces as OTLP JSON lines to a file per process in "
+                                              "this directory, or to stderr if it is -")
+    trace_sample_ratio: float = setting("TRACE_SAMPLE_RATIO", 1.0, "share of HTTP requests traced, 0 to 1")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -70,6 +76,8 @@ class Settings:
         if not re.fullmatch(r"[1-9][0-9]*[YMDhms]", self.order_stream_max_age):
             raise ValueError(f"ORDER_STREAM_MAX_AGE must be a number and a unit of Y, M, D, h, m or s (7D), "
                              f"not {self.order_stream_max_age!r}")
+        if not 0 <= self.trace_sample_ratio <= 1:
+            raise ValueError(f"TRACE_SAMPLE_RATIO must be from 0 to 1, not {self.trace_sample_ratio!r}")
 
     @property
     def amqp_urls(self) -> list[str]:
@@ -102,11 +110,12 @@ def _parse(field: dataclasses.Field, value: str) -> Any:
 def environment_help() -> str:
     """The ``--help`` text of every setting: its variable, what it does and its default."""
     lines = ["environment variables:"]
+    width = max(len(field.metadata["env"]) for field in dataclasses.fields(Settings)) + 1
     for field in dataclasses.fields(Settings):
-        default = f"{field.default:g}" if isinstance(field.default, float) else field.default
+        default = f"{field.default:g}" if isinstance(field.default, float) else field.default or "unset"
         text = f"{field.metadata['help']} (default {default})"
-        lines += textwrap.wrap(text, 100, initial_indent=f"  {field.metadata['env']:<27}",
-                               subsequent_indent=" " * 29)
+        lines += textwrap.wrap(text, 100, initial_indent=f"  {field.metadata['env']:<{width}}",
+                               subsequent_indent=" " * (width + 2))
     return "\n".join(lines)
 
 

@@ -63,12 +63,19 @@ def test_an_order_stream_max_age_rabbitmq_would_refuse_is_refused(age):
     assert Settings.from_env({"ORDER_STREAM_MAX_AGE": "36h"}).order_stream_max_age == "36h"
 
 
+@pytest.mark.parametrize("ratio", ["-0.1", "1.5", "half"])
+def test_trace_sample_ratio_must_be_a_share(ratio):
+    with pytest.raises(ValueError, match="TRACE_SAMPLE_RATIO must be"):
+        Settings.from_env({"TRACE_SAMPLE_RATIO": ratio})
+    assert Settings.from_env({"TRACE_SAMPLE_RATIO": "0.25"}).trace_sample_ratio == 0.25
+
+
 def test_help_lists_every_setting_with_its_default():
     text = environment_help()
     for field in dataclasses.fields(Settings):
         line = next(line for line in text.splitlines() if line.split()[:1] == [field.metadata["env"]])
         assert field.metadata["help"].split()[0] in line
-    assert "RPC_TIMEOUT                seconds to wait for a reply (default 5)" in text
+    assert "RPC_TIMEOUT                 seconds to wait for a reply (default 5)" in text
 
 
 def test_the_readme_documents_every_setting():

@@ -1,0 +1,141 @@
+"""What tracing costs: the stack with tracing off and on, runs interleaved: ``python -m bench.tracing [--quick]``.
+
+"On" exports every span over OTLP/HTTP to a collector stand-in in this process, which decodes
+each batch and counts its spans (``--exporter file`` writes OTLP JSON files under TRACE_DIR instead).
+Besides throughput and latency, each run measures the CPU time the stack's processes spent per
+request, which other work on a shared machine disturbs much less.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from bench import loads
+from bench.__main__ import median_summary
+from harness.stack import Stack
+
+LOADS = (("lookup", 1), ("lookup", 8), ("trade", 1), ("trade", 8))
+LIMIT = 0.05  # the most tracing may cost: 5 % of throughput or of p50
+
+
+class OtlpSink(ThreadingHTTPServer):
+    """An OTLP/HTTP trace receiver that counts the spans it is sent and keeps nothing."""
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Receive)
+        self.spans, self.lock = 0, threading.Lock()
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class _Receive(BaseHTTPRequestHandler):
+    def do_POST(self):
+        request = ExportTraceServiceRequest.FromString(self.rfile.read(int(self.headers["Content-Length"])))
+        count = sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
+        with self.server.lock:
+            self.server.spans += count
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_):
+        pass
+
+
+def cpu_seconds(stack):
+    """User and system CPU time the stack's processes have used so far."""
+    ticks = 0
+    for process in stack.processes.values():
+        with open(f"/proc/{process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def measure(stacks, args):
+    """``{(mode, workload, connections): median summary}``, each run of a load going to every mode in turn."""
+    results = {}
+    for workload, connections in LOADS:
+        for stack in stacks.values():
+            loads.wrk(stack.url, workload, connections, args.warmup)
+        runs = {mode: [] for mode in stacks}
+        for _ in range(args.runs):
+            for mode, stack in stacks.items():
+                before = cpu_seconds(stack)
+                summary = loads.wrk(stack.url, workload, connections, args.duration)[workload]
+                summary["cpu_us"] = (cpu_seconds(stack) - before) / summary["count"] * 1e6
+                runs[mode].append(summary)
+        for mode, summaries in runs.items():
+            results[mode, workload, connections] = {
+                **median_summary(summaries), "cpu_us": statistics.median(s["cpu_us"] for s in summaries)}
+        off, on = results["off", workload, connections], results["on", workload, connections]
+        print(f"{workload} x {connections}: {off['rate']:.0f} -> {on['rate']:.0f} req/s, "
+              f"p50 {off['p50']:.2f} -> {on['p50']:.2f} ms", file=sys.stderr)
+    return results
+
+
+def report(results, args):
+    """The results as a markdown table, one row per load, with the change tracing makes."""
+    lines = [f"tracing on = {args.exporter} exporter, TRACE_SAMPLE_RATIO={args.sample_ratio}, "
+             f"{args.replicas} order replica(s); median of {args.runs} "
+             f"run(s) of {args.duration} s, off and on interleaved", "",
+             "| load | conns | req/s off | req/s on | change | p50 ms off | p50 ms on | change "
+             "| CPU µs/req off | CPU µs/req on | change | errors on |",
+             "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    worst = 0.0
+    for workload, connections in LOADS:
+        off, on = results["off", workload, connections], results["on", workload, connections]
+        rate, p50, cpu = on["rate"] / off["rate"] - 1, on["p50"] / off["p50"] - 1, on["cpu_us"] / off["cpu_us"] - 1
+        worst = max(worst, -rate, p50)
+        errors = " ".join(f"{kind}:{n}" for kind, n in on["errors"].items()) or "0"
+        lines.append(f"| {workload} | {connections} | {off['rate']:.0f} | {on['rate']:.0f} | {rate:+.1%} "
+                     f"| {off['p50']:.3f} | {on['p50']:.3f} | {p50:+.1%} "
+                     f"| {off['cpu_us']:.0f} | {on['cpu_us']:.0f} | {cpu:+.1%} | {errors} |")
+    verdict = "met" if worst <= LIMIT else "MISSED"
+    lines += ["", f"Worst cost: {worst:.1%} (target ≤ {LIMIT:.0%}): {verdict}"]
+    return "\n".join(lines)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench.tracing", description=__doc__)
+    parser.add_argument("--runs", type=int, default=3, help="measured runs per load and mode (default 3)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per load and mode (default 2)")
+    parser.add_argument("--quick", action="store_true", help="1 run of 3 s after 1 s of warm-up")
+    parser.add_argument("--exporter", choices=("otlp", "file"), default="otlp")
+    parser.add_argument("--replicas", type=int, default=1, help="order worker replicas (default 1)")
+    parser.add_argument("--sample-ratio", default="1", help="TRACE_SAMPLE_RATIO of the traced stack (default 1)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.duration, args.warmup = 1, 3, 1
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    sink, trace_dir = OtlpSink(), tempfile.mkdtemp(prefix="bazaar-traces-")
+    traced = {"otlp": {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}, "file": {"TRACE_DIR": trace_dir}}[args.exporter]
+    traced["TRACE_SAMPLE_RATIO"] = args.sample_ratio
+    try:
+        stacks = {"off": Stack(replicas=args.replicas), "on": Stack(env=traced, replicas=args.replicas)}
+        with stacks["off"], stacks["on"]:
+            results = measure(stacks, args)
+        print(report(results, args))
+        if args.exporter == "otlp":
+            requests = sum(results["on", *load]["count"] for load in LOADS)
+            print(f"The collector stand-in received {sink.spans:,} spans for {requests:,} measured requests "
+                  f"(and the warm-ups').")
+    finally:
+        sink.shutdown()
+        shutil.rmtree(trace_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
