@@ -241,9 +241,15 @@ def test_live_messages_conform_to_the_document(vhost, tmp_path):
                 errors.append(f"a reply to no captured request: {props} {body[:200]!r}")
                 continue
             check(operation["reply"]["messages"][0]["$ref"][1:], props, body, "reply")
+        elif exchange == settings.events_exchange and key == "order.status":
+            check("/channels/orderStatus/messages/orderStatus", props, body, "status event")
         elif exchange == settings.events_exchange:
             check("/channels/stockEvents/messages/stockChanged", props, body, f"event {key}")
             assert key == f"stock.{json.loads(body)['name']}"
+        elif exchange == "" and key == f"{settings.queue('orders')}.lock":
+            seen.add("/channels/streamLock/messages/lockToken")  # no properties, no body: nothing to parse
+            if body:
+                errors.append(f"a lock token with a body: {body[:200]!r}")
         elif exchange == "" and key == settings.queue("orders"):
             check(f"/channels/orderStream/messages/{props['type']}Entry", props, body, "stream append")
         else:
