@@ -47,7 +47,7 @@ class Cluster:
         os.kill(int((self.dir / f"node{node}" / "pid").read_text()), signal.SIGKILL)
 
     def node_of(self, connection_name, exclude=()):
-        """The node (1, 2 or 3, not one in ``exclude``) holding the most connections of that name.
+        """The node (1, 2 or 3, not one in ``exclude``) holding the most connections of that process.
 
         A killed node that is back gets new connections (an RpcClient's pool grows) while the
         ones that moved away during its outage stay where they are.
@@ -56,9 +56,13 @@ class Cluster:
             [RABBITMQ / "rabbitmqctl", "-n", "bazaartest1@localhost", "list_connections", "port",
              "client_properties", "--formatter", "json"],
             env={**self.env, "HOME": str(self.dir)}, capture_output=True, text=True, timeout=60, check=True)
-        nodes = [c["port"] - 5690 for c in json.loads(listing.stdout)
-                 if ["connection_name", "longstr", connection_name] in c["client_properties"]]
-        nodes = [node for node in nodes if node not in exclude]
+        nodes = []
+        for connection in json.loads(listing.stdout):
+            name = next((v for k, _, v in connection["client_properties"] if k == "connection_name"), "")
+            # A process names its connections <name> and <name>.<purpose> (its stream reader, its status).
+            if f"{name}.".startswith(f"{connection_name}.") and connection["port"] - 5690 not in exclude:
+                nodes.append(connection["port"] - 5690)
+        assert nodes, f"no connection of {connection_name} on a node other than {list(exclude)}"
         return max(set(nodes), key=nodes.count)
 
 
@@ -101,7 +105,9 @@ def test_trading_survives_killing_the_order_workers_node_then_another(cluster, c
     with Load(stack.url, rng) as load:
         for _ in range(2):
             time.sleep(3)
-            node = cluster.node_of(f"{stack.settings.namespace}.order", exclude=[f["node"] for f in figures])
+            # The leader's connections carry its replica name (order-<i>), its RPC consumer's among them.
+            leader = f"{stack.settings.namespace}.{stack.leader()}"
+            node = cluster.node_of(leader, exclude=[f["node"] for f in figures])
             cluster.kill(node)
             resumed = seconds_until_a_trade_succeeds(stack.url)
             started = time.monotonic()
