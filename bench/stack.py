@@ -80,14 +80,16 @@ class NativeStack:
     run, each with its own ``REPLICA_ID``, data directory and ``replica_env`` on top of the rest;
     ``leader`` and ``restart`` read their logs, so they need ``replica_env={"LOG_LEVEL": "INFO"}``.
     With ``metrics``, each worker serves its Prometheus metrics on a port of its own
-    (``metrics_urls``, by process name; the frontend's are on ``/metrics`` anyway).
+    (``metrics_urls``, by process name; the frontend's are on ``/metrics`` anyway). ``launch(name,
+    argv, env)`` may change how a process starts (on a host of its own, say): it returns ``(argv, env)``.
     """
 
     def __init__(self, env_overrides=None, modules=STACK_MODULES, ready_timeout=30, replicas=1, replica_env=None,
-                 metrics=False):
+                 metrics=False, launch=None):
         self.env_overrides = dict(env_overrides or {})
         self.modules, self.replicas, self.replica_env = modules, replicas, dict(replica_env or {})
         self.ready_timeout, self.metrics = ready_timeout, metrics
+        self.launch = launch or (lambda name, argv, env: (argv, env))
         self.processes = {}  # name -> Popen
         self.metrics_urls = {}  # name -> URL of its metrics
 
@@ -119,9 +121,9 @@ class NativeStack:
             port = next(p for p in free_ports(len(taken) + 1) if p not in taken)
             env = {**env, "METRICS_PORT": str(port)}
             self.metrics_urls[name] = f"http://127.0.0.1:{port}/metrics"
+        argv, env = self.launch(name, [sys.executable, "-m", module], env)
         with open(Path(self.data_dir) / f"{name}.log", "ab") as log:
-            self.processes[name] = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT,
-                                                    stdout=log, stderr=subprocess.STDOUT)
+            self.processes[name] = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
     @staticmethod
     def replica_name(replica):
@@ -141,11 +143,23 @@ class NativeStack:
         self.processes[name].kill()
         self.processes[name].wait()
 
+    def stop(self, name):
+        """SIGTERM one process and wait for it (SIGKILL after 10 s); return its exit status."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
     def restart(self, name):
-        """Start an order worker replica again on its own data directory; return once it consumes."""
+        """Start a process of the stack again (a replica on its own data directory); return once it
+        consumes, which its log says at INFO."""
         log = Path(self.data_dir) / f"{name}.log"
         before = log.stat().st_size
-        self._start("order_worker", int(name.rsplit("-", 1)[1]))
+        module, _, replica = name.partition("-")
+        self._start(module, int(replica or 0))
         deadline = time.monotonic() + self.ready_timeout
         while b"serving " not in log.read_bytes()[before:]:
             if self.processes[name].poll() is not None or time.monotonic() > deadline:
@@ -155,13 +169,8 @@ class NativeStack:
     def __exit__(self, *exc):
         for process in self.processes.values():
             process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.processes = {}
+        for name in list(self.processes):
+            self.stop(name)
         if "BAZAAR_NAMESPACE" not in self.env_overrides:
             self._delete_queues()
         shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -1,0 +1,217 @@
+"""A fault-injection run in the spirit of Jepsen: ``python -m bench.nemesis --seed S --minutes M``.
+
+Starts a stack whose three order replicas each run on a host of their own (bench.partition) with
+their data on a small disk of their own (bench.disks); concurrent clients trade with
+Idempotency-Keys and record the history (bench.history) while the nemesis injects faults
+(bench.faults) one at a time, at moments drawn from the seed: quiet for a few seconds, a fault
+held for its time, healed. Then it lets the replicas settle, stops the stack, checks the history and
+the files (bench.checker), and prints each property's violations and, per fault type, how many were
+injected and the longest unavailability. Thread timing still varies from run to run, so a seed
+reproduces the faults and their moments, not every interleaving.
+
+Needs root (namespaces, tmpfs) and socat. ``broker-restart`` stops the local RabbitMQ app: run it
+under the heavy lock. Exit status 1 when a property was violated.
+"""
+import argparse
+import contextlib
+import csv
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from bench.checker import PROPERTIES, check, unavailability
+from bench.disks import SmallDisk
+from bench.faults import FAULTS
+from bench.history import Traders
+from bench.partition import Hosts
+from bench.stack import NativeStack
+from broker.settings import Settings
+from catalog_worker.store import journal_segments
+
+REPLICAS = 3
+QUIET = (2.0, 5.0)  # seconds between faults
+
+
+class Cluster:
+    """The system under test: a native stack whose order replicas each run on a host of their own,
+    with their data on a small disk of their own. ``with Cluster() as cluster:`` gives it running."""
+
+    def __init__(self, amqp_url=None, replicas=REPLICAS, disk_size="64m"):
+        self.amqp_url = amqp_url or os.environ.get("AMQP_URL") or Settings().amqp_url
+        self.replicas = [NativeStack.replica_name(i) for i in range(replicas)]
+        self.disk_size, self.disks = disk_size, {}
+        self._exit = contextlib.ExitStack()
+
+    def __enter__(self):
+        try:
+            self.hosts = self._exit.enter_context(Hosts(len(self.replicas), self.amqp_url))
+            self._exit.callback(self._unmount)
+            # INFO: the replicas' logs say which one leads, and a restarted process says it serves.
+            self.stack = NativeStack({"AMQP_URL": self.amqp_url, "LOG_LEVEL": "INFO"}, replicas=len(self.replicas),
+                                     launch=self._launch)
+            self.url = self._exit.enter_context(self.stack)
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self._exit.close()
+
+    def _launch(self, name, argv, env):
+        """A replica starts on its host, its data on its disk (mounted at its first start)."""
+        if name not in self.replicas:
+            return argv, env
+        if name not in self.disks:
+            disk = SmallDisk(env["DATA_DIR"], self.disk_size)
+            disk.mount()
+            self.disks[name] = disk
+        host = self.host(name)
+        return self.hosts.command(host, argv), {**env, "AMQP_URL": self.hosts.amqp_url(host)}
+
+    def _unmount(self):
+        for disk in self.disks.values():
+            disk.unmount()
+        shutil.rmtree(self.stack.data_dir, ignore_errors=True)
+
+    def host(self, replica):
+        return self.replicas.index(replica)
+
+    def leader(self, timeout=10):
+        """The running replica whose latest ``leading:`` log line is the newest (each takeover logs one)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            newest = {}
+            for name in self.replicas:
+                text = (Path(self.stack.data_dir) / f"{name}.log").read_text(errors="replace")
+                if (at := text.rfind("leading:")) >= 0 and self.stack.processes[name].poll() is None:
+                    newest[name] = text[text.rfind("\n", 0, at) + 1:][:23]  # the line's time stamp
+            if newest:
+                return max(newest, key=newest.get)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no replica leads\n{self.stack.logs()}")
+            time.sleep(0.1)
+
+    def revive(self):
+        """Start again each process that exited by itself; return ``{name: exit status}``."""
+        exited = {name: p.returncode for name, p in self.stack.processes.items() if p.poll() is not None}
+        for name in exited:
+            self.stack.restart(name)
+        return exited
+
+    def logs(self):
+        """Each replica's order log, as bytes."""
+        return {name: (self.stack.replica_dir(name) / "order_log.csv").read_bytes() for name in self.replicas}
+
+    def settle(self, timeout=60):
+        """Wait until the replicas' logs are identical and hold every trade the catalog applied (the order
+        worker reconciles every 10 s); return the seconds it took, or None if they did not."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            with contextlib.suppress(OSError):
+                logs = set(self.logs().values())
+                if len(logs) == 1 and logs.pop().count(b"\n") - 1 == self.catalog_trades():
+                    return time.monotonic() - started
+            time.sleep(0.5)
+        return None
+
+    def catalog_trades(self):
+        """The catalog's last trade sequence number, from its journal."""
+        rows = [row for path in journal_segments(Path(self.stack.data_dir))
+                for row in csv.DictReader(path.open(newline=""))]
+        return int(rows[-1]["seq"]) if rows else 0
+
+    def stop(self):
+        """Stop every process (the catalog last: it writes its snapshot then); return the exit statuses."""
+        order = ["frontend", *self.replicas, "catalog_worker"]
+        return {name: self.stack.stop(name) for name in order if name in self.stack.processes}
+
+    def stocks(self):
+        with open(Path(self.stack.data_dir) / "stock_db.csv", newline="") as f:
+            return list(csv.DictReader(f))
+
+
+def inject(cluster, rng, faults, seconds, clock, stopping):
+    """Inject ``faults`` one at a time at random moments for ``seconds``; return the episodes."""
+    episodes = []
+    while not stopping.wait(rng.uniform(*QUIET)) and clock() < seconds:
+        fault = FAULTS[rng.choice(faults)]
+        hold, start = rng.uniform(*fault.hold), clock()
+        target = fault.start(cluster, rng)
+        try:
+            stopping.wait(hold)
+        finally:
+            fault.end(cluster, target)
+        episode = {"fault": fault.name, "target": target, "start": start, "end": clock(),
+                   "inherent": fault.inherent, "exited": cluster.revive()}
+        episodes.append(episode)
+        print(f"{start:7.1f} s: {fault.name} on {target} for {episode['end'] - start:.1f} s"
+              + (f"; exited by themselves: {episode['exited']}" if episode["exited"] else ""), file=sys.stderr)
+    return episodes
+
+
+def run(seed, minutes, faults=tuple(FAULTS), clients=4, stopping=None):
+    """One run; return its result: the violations, the unavailability per fault type, the episodes."""
+    rng, stopping = random.Random(seed), stopping or threading.Event()
+    with Cluster() as cluster:
+        t0 = time.monotonic()
+        clock = lambda: time.monotonic() - t0  # noqa: E731
+        with Traders(cluster.url, [random.Random(rng.random()) for _ in range(clients)], clock) as traders:
+            episodes = inject(cluster, rng, list(faults), minutes * 60, clock, stopping)
+        settled = cluster.settle()
+        exits = cluster.stop()
+        violations = check(traders.history, cluster.logs(), cluster.stocks())
+    statuses = [attempt[2] for operation in traders.history for attempt in operation["attempts"]]
+    return {
+        "seed": seed, "minutes": minutes, "faults": unavailability(traders.history, episodes),
+        "violations": violations, "episodes": episodes, "settled_s": settled, "exit_statuses": exits,
+        "trades": len(traders.history), "answers": {str(s): statuses.count(s) for s in sorted(set(statuses), key=str)},
+        "history": traders.history,
+    }
+
+
+def report(result):
+    """The run in a few lines: per fault type, then each property."""
+    lines = [f"{'fault':<20}{'injected':>9}{'longest gap s':>15}"]
+    for name, kind in sorted(result["faults"].items()):
+        lines.append(f"{name:<20}{kind['injected']:>9}{kind['longest_gap_s']:>15.2f}")
+    lines.append(f"trades {result['trades']}, answers {result['answers']}, settled after "
+                 f"{result['settled_s']} s, exit statuses {result['exit_statuses']}")
+    for name in PROPERTIES:
+        found = result["violations"][name]
+        lines.append(f"{name:<13} {'ok' if not found else f'{len(found)} VIOLATIONS: ' + '; '.join(found[:3])}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.nemesis", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=random.randrange(10**6))
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--faults", default=",".join(FAULTS),
+                        help=f"comma-separated fault types (default all: {','.join(FAULTS)})")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent trading clients (default 4)")
+    parser.add_argument("--json", metavar="FILE", help="also write the result, history included, to FILE")
+    args = parser.parse_args(argv)
+    faults = args.faults.split(",")
+    if unknown := set(faults) - set(FAULTS):
+        parser.error(f"unknown fault types {sorted(unknown)}; known: {', '.join(FAULTS)}")
+    print(f"nemesis seed {args.seed}: python -m bench.nemesis --seed {args.seed} --minutes {args.minutes:g} "
+          f"--faults {args.faults}", file=sys.stderr)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())  # ends the run early, healing and cleaning up
+    result = run(args.seed, args.minutes, faults, args.clients, stopping)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    print(report(result))
+    return 1 if any(result["violations"].values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
