@@ -98,10 +98,10 @@ def successes(history):
 
 
 def longest_gap(times, start, end):
-    """The longest time without a success (``times``, sorted) among the gaps that overlap [start, end];
-    infinite when none came after ``start``."""
+    """The longest time without a success (``times``, sorted) from ``start`` on, among the gaps that
+    overlap [start, end]; infinite when none came after ``start``."""
     i = bisect.bisect_right(times, start)
-    previous, longest = times[i - 1] if i else start, 0.0
+    previous, longest = start, 0.0
     for t in times[i:]:
         longest = max(longest, t - previous)
         if t >= end:
@@ -115,7 +115,7 @@ def unavailability(history, episodes):
 
     An episode is ``{"fault", "start", "end", "inherent"}``. For a fault that takes the service away
     whatever the design (``inherent``: the broker stops) it is the time from its end to the next
-    success; for any other, the longest gap between successes during it.
+    success; for any other, the longest gap between successes during it, counted from its start.
     """
     times, summary = successes(history), {}
     for episode in episodes:

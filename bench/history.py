@@ -44,6 +44,7 @@ class Traders(ClientThreads):
         super().__init__(rngs)
         self.url, self.clock, self.patience, self.pause, self.duplicates = url, clock, patience, pause, duplicates
         self.history = []
+        self.last_success = float("-inf")  # when a trade last got a 200
 
     def _trade(self, rng):
         session = Session(self.url, timeout=10)
@@ -73,6 +74,7 @@ class Traders(ClientThreads):
                                            headers={"Idempotency-Key": operation["key"]})
             if status == 200:
                 number = body["data"]["transaction_number"]
+                self.last_success = self.clock()
         except (OSError, http.client.HTTPException, ValueError):
             session.close()
             status = TRANSPORT

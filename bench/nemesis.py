@@ -36,6 +36,7 @@ from catalog_worker.store import journal_segments
 
 REPLICAS = 3
 QUIET = (2.0, 5.0)  # seconds between faults
+RECOVERY = 60.0  # seconds a fault's end waits for trading to resume
 
 
 class Cluster:
@@ -137,9 +138,13 @@ class Cluster:
             return list(csv.DictReader(f))
 
 
-def inject(cluster, rng, faults, seconds, clock, stopping):
-    """Inject ``faults`` one at a time at random moments for ``seconds``; return the episodes."""
-    episodes = []
+def inject(cluster, traders, rng, faults, seconds, stopping):
+    """Inject ``faults`` one at a time at random moments for ``seconds``; return the episodes.
+
+    After each fault it waits for a trade to succeed (up to RECOVERY s), so that each outage is its
+    own fault's and a leader that took over has said so in its log before the next fault picks one.
+    """
+    episodes, clock = [], traders.clock
     while not stopping.wait(rng.uniform(*QUIET)) and clock() < seconds:
         fault = FAULTS[rng.choice(faults)]
         hold, start = rng.uniform(*fault.hold), clock()
@@ -151,6 +156,9 @@ def inject(cluster, rng, faults, seconds, clock, stopping):
         episode = {"fault": fault.name, "target": target, "start": start, "end": clock(),
                    "inherent": fault.inherent, "exited": cluster.revive()}
         episodes.append(episode)
+        while traders.last_success < episode["end"] and clock() < episode["end"] + RECOVERY:
+            if stopping.wait(0.05):
+                break
         print(f"{start:7.1f} s: {fault.name} on {target} for {episode['end'] - start:.1f} s"
               + (f"; exited by themselves: {episode['exited']}" if episode["exited"] else ""), file=sys.stderr)
     return episodes
@@ -163,7 +171,7 @@ def run(seed, minutes, faults=tuple(FAULTS), clients=4, stopping=None):
         t0 = time.monotonic()
         clock = lambda: time.monotonic() - t0  # noqa: E731
         with Traders(cluster.url, [random.Random(rng.random()) for _ in range(clients)], clock) as traders:
-            episodes = inject(cluster, rng, list(faults), minutes * 60, clock, stopping)
+            episodes = inject(cluster, traders, rng, list(faults), minutes * 60, stopping)
         settled = cluster.settle()
         exits = cluster.stop()
         violations = check(traders.history, cluster.logs(), cluster.stocks())

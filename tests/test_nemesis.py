@@ -1,0 +1,48 @@
+"""Faults real machines have, injected under load (bench.nemesis): partitions, then a mixed run.
+
+Every run checks the whole history and the files (bench.checker) and bounds the unavailability per
+fault type. The seed is printed; rerun with FAULT_SEED=<seed>.
+"""
+import os
+import random
+import shutil
+
+import pytest
+
+from bench.nemesis import report, run
+
+BOUND_S = 5.0  # trading resumes within this after a fault (after its end, for the broker's restart)
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("socat") or not shutil.which("ip"),
+    reason="needs root (network namespaces, tmpfs), iproute2 and socat")]
+
+
+def nemesis(faults, minutes, amqp_url, monkeypatch):
+    """One run of bench.nemesis with these fault types on the tests' broker; print and return its result."""
+    seed = int(os.environ.get("FAULT_SEED", random.randrange(10**6)))
+    monkeypatch.setenv("AMQP_URL", amqp_url)
+    print(f"\nnemesis seed {seed}: python -m bench.nemesis --seed {seed} --minutes {minutes} --faults {','.join(faults)}")
+    result = run(seed, minutes, faults)
+    print(report(result))
+    for episode in result["episodes"]:
+        print(f"{episode['start']:7.1f} s {episode['fault']} on {episode['target']}: gap {episode['gap_s']:.2f} s")
+    return result
+
+
+def assert_correct(result, bounded):
+    assert not any(result["violations"].values()), report(result)
+    assert result["settled_s"] is not None, "the replicas' logs did not settle"
+    assert set(result["exit_statuses"].values()) == {0}, result["exit_statuses"]
+    assert not [e for e in result["episodes"] if e["exited"]], "a process exited by itself during a fault"
+    for fault in bounded:
+        assert result["faults"][fault]["longest_gap_s"] < BOUND_S, report(result)
+
+
+def test_a_follower_cut_off_from_the_broker_catches_up_after_the_link_returns(amqp_url, monkeypatch):
+    result = nemesis(["partition-follower"], 0.5, amqp_url, monkeypatch)
+    assert_correct(result, ["partition-follower"])
+
+
+def test_a_leader_cut_off_from_the_broker_fails_over_within_5_s(amqp_url, monkeypatch):
+    result = nemesis(["partition-leader"], 0.5, amqp_url, monkeypatch)
+    assert_correct(result, ["partition-leader"])
