@@ -3,7 +3,7 @@
 Starts a stack whose three order replicas each run on a host of their own (bench.partition) with
 their data on a small disk of their own (bench.disks); concurrent clients trade with
 Idempotency-Keys and record the history (bench.history) while the nemesis injects faults
-(bench.faults) one at a time, at moments drawn from the seed: quiet for a few seconds, a fault
+(bench.fault_types) one at a time, at moments drawn from the seed: quiet for a few seconds, a fault
 held for its time, healed. Then it lets the replicas settle, stops the stack, checks the history and
 the files (bench.checker), and prints each property's violations and, per fault type, how many were
 injected and the longest unavailability. Thread timing still varies from run to run, so a seed
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.checker import PROPERTIES, check, unavailability
 from bench.disks import SmallDisk
-from bench.faults import FAULTS
+from bench.fault_types import FAULTS
 from bench.history import Traders
 from bench.partition import Hosts
 from bench.stack import NativeStack
