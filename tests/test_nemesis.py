@@ -6,15 +6,22 @@ fault type. The seed is printed; rerun with FAULT_SEED=<seed>.
 import os
 import random
 import shutil
+from urllib.parse import urlsplit
 
 import pytest
 
+from bench.fault_types import FAULTS
 from bench.nemesis import report, run
 
 BOUND_S = 5.0  # trading resumes within this after a fault (after its end, for the broker's restart)
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("socat") or not shutil.which("ip"),
     reason="needs root (network namespaces, tmpfs), iproute2 and socat")]
+
+
+def local_broker(amqp_url):
+    """Whether rabbitmqctl here controls the tests' broker (to restart it)."""
+    return shutil.which("rabbitmqctl") and urlsplit(amqp_url).hostname in ("localhost", "127.0.0.1")
 
 
 def nemesis(faults, minutes, amqp_url, monkeypatch):
@@ -46,3 +53,10 @@ def test_a_follower_cut_off_from_the_broker_catches_up_after_the_link_returns(am
 def test_a_leader_cut_off_from_the_broker_fails_over_within_5_s(amqp_url, monkeypatch):
     result = nemesis(["partition-leader"], 0.5, amqp_url, monkeypatch)
     assert_correct(result, ["partition-leader"])
+
+
+@pytest.mark.outage
+def test_a_mixed_run_of_every_fault_keeps_every_property_and_trading_resumes_within_5_s(amqp_url, monkeypatch):
+    faults = [name for name in FAULTS if name != "broker-restart" or local_broker(amqp_url)]
+    result = nemesis(faults, 2.5, amqp_url, monkeypatch)
+    assert_correct(result, result["faults"])
