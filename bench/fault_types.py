@@ -9,6 +9,10 @@ here and an entry in FAULTS.
 import signal
 import subprocess
 
+from bench.faults import fill
+
+FILLER = ".filler"
+
 
 class Fault:
     name, hold, inherent = "", (0.0, 0.0), False
@@ -59,10 +63,10 @@ class DiskFull(ReplicaFault):
     kind, hold = "disk-full", (2.0, 10.0)
 
     def inject(self, cluster, target):
-        cluster.disks[target].fill()
+        fill(cluster.disks[target] / FILLER)
 
     def end(self, cluster, target):
-        cluster.disks[target].free()
+        (cluster.disks[target] / FILLER).unlink()
 
 
 class Partition(ReplicaFault):

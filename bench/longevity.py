@@ -25,6 +25,7 @@ from broker import RpcClient, RpcError, Settings
 from catalog_worker.store import DEFAULT_PRICES, JOURNAL_COLUMNS, JOURNAL_SEGMENT, STOCK_COLUMNS
 from client.session import Session
 from order_worker.store import COLUMNS as ORDER_COLUMNS
+from order_worker.store import Order, checksummed
 
 NAMES = list(DEFAULT_PRICES)
 
@@ -40,7 +41,7 @@ def write_files(data_dir, trades, settings):
     with open(data_dir / "order_log.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(ORDER_COLUMNS)
-        writer.writerows((n, *trade(n)[:2], 1, trade(n)[2], n + 1) for n in range(trades))
+        writer.writerows(checksummed(Order(n, *trade(n)[:2], 1, trade(n)[2], n + 1)) for n in range(trades))
     # Checkpoints keep the segments that hold the window's trades, and the snapshot is a segment behind.
     segment = settings.journal_segment_trades
     first = max(0, (trades - settings.idempotency_keys) // segment * segment)

@@ -1,7 +1,7 @@
 """A fault-injection run in the spirit of Jepsen: ``python -m bench.nemesis --seed S --minutes M``.
 
 Starts a stack whose three order replicas each run on a host of their own (bench.partition) with
-their data on a small disk of their own (bench.disks); concurrent clients trade with
+their data on a small disk of their own (bench.faults); concurrent clients trade with
 Idempotency-Keys and record the history (bench.history) while the nemesis injects faults
 (bench.fault_types) one at a time, at moments drawn from the seed: quiet for a few seconds, a fault
 held for its time, healed. Then it lets the replicas settle, stops the stack, checks the history and
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench.checker import PROPERTIES, check, unavailability
-from bench.disks import SmallDisk
+from bench.faults import small_disk
 from bench.fault_types import FAULTS
 from bench.history import Traders
 from bench.partition import Hosts
@@ -46,13 +46,13 @@ class Cluster:
     def __init__(self, amqp_url=None, replicas=REPLICAS, disk_size="64m"):
         self.amqp_url = amqp_url or os.environ.get("AMQP_URL") or Settings().amqp_url
         self.replicas = [NativeStack.replica_name(i) for i in range(replicas)]
-        self.disk_size, self.disks = disk_size, {}
+        self.disk_size, self.disks = disk_size, {}  # replica -> the directory on its disk
         self._exit = contextlib.ExitStack()
 
     def __enter__(self):
         try:
             self.hosts = self._exit.enter_context(Hosts(len(self.replicas), self.amqp_url))
-            self._exit.callback(self._unmount)
+            self._exit.callback(lambda: shutil.rmtree(self.stack.data_dir, ignore_errors=True))
             # INFO: the replicas' logs say which one leads, and a restarted process says it serves.
             self.stack = NativeStack({"AMQP_URL": self.amqp_url, "LOG_LEVEL": "INFO"}, replicas=len(self.replicas),
                                      launch=self._launch)
@@ -70,16 +70,12 @@ class Cluster:
         if name not in self.replicas:
             return argv, env
         if name not in self.disks:
-            disk = SmallDisk(env["DATA_DIR"], self.disk_size)
-            disk.mount()
+            disk = self._exit.enter_context(small_disk(Path(env["DATA_DIR"]), self.disk_size))
+            if disk is None:
+                raise OSError(f"cannot mount a small disk for {name}: {small_disk.refused}")
             self.disks[name] = disk
         host = self.host(name)
         return self.hosts.command(host, argv), {**env, "AMQP_URL": self.hosts.amqp_url(host)}
-
-    def _unmount(self):
-        for disk in self.disks.values():
-            disk.unmount()
-        shutil.rmtree(self.stack.data_dir, ignore_errors=True)
 
     def host(self, replica):
         return self.replicas.index(replica)

@@ -12,20 +12,23 @@ class QueueMismatch(Exception):
     """A queue exists with other arguments than this service declares, e.g. another queue type."""
 
 
-def parameters(settings, name="admin"):
-    """Connection parameters for each broker in AMQP_URL, in the order they are tried."""
+def parameters(settings, name="admin", heartbeat=None):
+    """Connection parameters for each broker in AMQP_URL, in the order they are tried; ``heartbeat``
+    (seconds) replaces the broker's timeout (60 s) for a connection that must be known dead soon."""
     params = [pika.URLParameters(url) for url in settings.amqp_urls]
     for param in params:
         param.client_properties = {"connection_name": f"{settings.namespace}.{name}"}
         param.connection_attempts = 1
         param.blocked_connection_timeout = settings.rpc_timeout
+        if heartbeat:
+            param.heartbeat = heartbeat
     return params
 
 
-def connect(settings, name, stopping, patience=None):
+def connect(settings, name, stopping, patience=None, heartbeat=None):
     """Open a blocking connection to the first broker that answers, retrying the whole list with
     backoff until one does, ``stopping`` is set, or ``patience`` seconds have passed."""
-    params = parameters(settings, name)
+    params = parameters(settings, name, heartbeat)
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type((AMQPConnectionError, OSError)),
         wait=tenacity.wait_exponential(multiplier=0.1, max=5),

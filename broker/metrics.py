@@ -43,6 +43,13 @@ RPC_DEAD_LETTERED = Counter("bazaar_rpc_dead_lettered_total",
 FSYNC_DURATION = Histogram("bazaar_storage_fsync_duration_seconds", "Time to fsync an appended log record.",
                            buckets=LATENCY_BUCKETS)
 
+# An order replica's writes of its log that failed or stalled (order_worker/disk.py), by kind:
+# full, io, read-only, slow. A replica with a fault does not lead until its disk takes writes again.
+STORAGE_FAULTS = Counter("bazaar_storage_faults_total",
+                         "Writes of the order log that failed or took longer than FSYNC_LIMIT, by kind.", ["kind"])
+ORDER_LOG_WRITABLE = Gauge("bazaar_order_log_writable",
+                           "1 while this order replica can write its log, 0 during a storage fault.")
+
 
 def serve_metrics(settings):
     """Serve the metrics over HTTP on METRICS_PORT; 0 (the default) serves none.

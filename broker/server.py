@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 STOP_CHECK_INTERVAL = 0.2  # seconds an idle consumer thread waits before it looks for a stop
 
 
+class StepDown(Exception):
+    """Raised by a handler of a single active consumer that cannot serve: another consumer should."""
+
+
 class Reply(NamedTuple):
     """A handler's reply ``data`` with the Publications (events) it causes.
 
@@ -49,16 +53,18 @@ class RpcServer:
 
     With ``single_active`` the queue delivers to one consumer at a time across every process
     serving it (RabbitMQ's single active consumer): this process subscribes once, calls
-    ``on_subscribed`` (it is a standby until a request arrives), and hands each request to one
-    of ``threads`` handler threads, which give the reply and ack back to the consumer's thread.
+    ``on_standby`` (it is a standby until a request arrives; also called when its connection
+    drops), and hands each request to one of ``threads`` handler threads, which give the reply and
+    ack back to the consumer's thread. A handler that raises StepDown leaves its request unanswered
+    and unacked, and the server gives up the queue (``step_down``): the next consumer answers it.
     """
 
-    def __init__(self, settings, service, handlers, threads, single_active=False, on_subscribed=None):
+    def __init__(self, settings, service, handlers, threads, single_active=False, on_standby=None):
         self.settings, self.service = settings, service
         self.handlers = {**handlers, "ping": self._ping}
-        self.threads, self.single_active, self.on_subscribed = threads, single_active, on_subscribed
+        self.threads, self.single_active, self.on_standby = threads, single_active, on_standby
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=service) if single_active else None
-        self._stopping = threading.Event()
+        self._stopping, self._stepping_down = threading.Event(), threading.Event()
         self._workers = []
         self._on_failure = None
         self.failure = None
@@ -100,7 +106,10 @@ class RpcServer:
     def _consume(self):
         while not self._stopping.is_set():
             try:
-                connection = connect(self.settings, self.service, self._stopping)
+                # A single active consumer that freezes or is cut off must lose the queue within
+                # seconds: RabbitMQ hands it on only once it closes the silent connection.
+                heartbeat = self.settings.leader_heartbeat if self.single_active else None
+                connection = connect(self.settings, self.service, self._stopping, heartbeat=heartbeat)
             except (AMQPError, OSError):
                 return  # only reraised once stopping
             try:
@@ -110,11 +119,15 @@ class RpcServer:
                 handlers = self.threads if self._pool else 1
                 channel.basic_qos(prefetch_count=self.settings.prefetch * handlers)
                 channel.basic_consume(queue, self._on_message)
-                if self.on_subscribed:
-                    self.on_subscribed()
-                while not self._stopping.is_set():
+                self._standing_by()
+                while not self._stopping.is_set() and not self._stepping_down.is_set():
                     connection.process_data_events(time_limit=STOP_CHECK_INTERVAL)
-                if self._pool:  # let the handlers finish, then send their replies and acks
+                if self._stepping_down.is_set():
+                    # Closing the connection (below) hands the queue and the unacked requests to the
+                    # next consumer in line; this one subscribes again, at the end of the line.
+                    self._stepping_down.clear()
+                    log.warning("stepped down: the order queue goes to the next replica in line")
+                elif self._pool:  # let the handlers finish, then send their replies and acks
                     self._pool.shutdown(wait=True)
                     connection.process_data_events(time_limit=0)
             except QueueMismatch as exc:
@@ -122,8 +135,19 @@ class RpcServer:
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
                 log.warning("lost connection to broker: %r", exc)
             finally:
+                self._standing_by()
                 if connection.is_open:
                     connection.close()
+
+    def step_down(self):
+        """Give up the queue (a single active consumer that cannot serve): close the connection and
+        subscribe again, behind every other consumer; safe from any thread."""
+        self._stepping_down.set()
+
+    def _standing_by(self):
+        """Whenever this process is not known to be the active consumer: subscribed, or disconnected."""
+        if self.on_standby:
+            self.on_standby()
 
     def _on_message(self, channel, delivery, props, body):
         if self._stopping.is_set():
@@ -171,6 +195,11 @@ class RpcServer:
             if isinstance(result, Reply):
                 result, publications = result
             reply, status = {"data": result}, 200
+        except StepDown as exc:
+            log.warning("%s: stepping down, leaving %s to the next consumer", exc, method)
+            self.step_down()
+            request_id.reset(token)
+            return
         except RpcError as exc:
             reply, status = exc.envelope(), exc.code
         except Exception:  # noqa: BLE001 - a bug in one request must not stop the worker

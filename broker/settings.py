@@ -33,6 +33,8 @@ class Settings:
     idempotency_keys: int = 500_000
     journal_segment_trades: int = 100_000
     order_stream_max_age: str = "7D"
+    leader_heartbeat: int = 1
+    fsync_limit: float = 2.0
 
     @classmethod
     def from_env(cls, environ=os.environ):
@@ -70,6 +72,8 @@ class Settings:
             idempotency_keys=env("IDEMPOTENCY_KEYS", defaults.idempotency_keys),
             journal_segment_trades=env("JOURNAL_SEGMENT_TRADES", defaults.journal_segment_trades),
             order_stream_max_age=env("ORDER_STREAM_MAX_AGE", defaults.order_stream_max_age),
+            leader_heartbeat=env("LEADER_HEARTBEAT", defaults.leader_heartbeat),
+            fsync_limit=env("FSYNC_LIMIT", defaults.fsync_limit),
         )
 
     def __post_init__(self):
@@ -119,6 +123,9 @@ ENVIRONMENT_HELP = """environment variables:
   JOURNAL_SEGMENT_TRADES  trades per catalog journal file before it rotates (default 100000)
   ORDER_STREAM_MAX_AGE    how long the order stream keeps entries, when an order worker
                     creates it (default 7D; see the README to change an existing one)
+  LEADER_HEARTBEAT  heartbeat timeout (s) of the order queue's consumers: a frozen or cut-off
+                    leader loses the queue about 3 times this later (default 1)
+  FSYNC_LIMIT       seconds an order log write may take before its replica steps down (default 2)
   METRICS_HOST, METRICS_PORT   a worker's Prometheus metrics (default 127.0.0.1, 0 = none);
                     the frontend serves them on /metrics instead"""
 

@@ -102,7 +102,7 @@ class AppendLog:
 
     def __init__(self, path, fd):
         self.path, self._fd = path, fd
-        self.size = os.fstat(fd).st_size
+        self.size = self.synced = os.fstat(fd).st_size  # synced: how much of it an fsync has made durable
 
     @classmethod
     def open(cls, path, header):
@@ -135,16 +135,25 @@ class AppendLog:
                 os.ftruncate(self._fd, start)
                 raise
         self.size = start + len(data)
+        if sync:
+            self.synced = self.size
         return start
 
     def sync(self):
         """Make every record written so far durable."""
         with full_disk_as_507(self.path):
             self._fdatasync()
+        self.synced = self.size
 
     def _fdatasync(self):
         with FSYNC_DURATION.time():
             os.fdatasync(self._fd)
+
+    def truncate(self, size):
+        """Cut the log to its first ``size`` bytes, durably."""
+        os.ftruncate(self._fd, size)
+        os.fsync(self._fd)
+        self.size = self.synced = size
 
     def read(self, offset, length):
         """Up to ``length`` bytes of the log from ``offset``."""
@@ -158,9 +167,7 @@ class AppendLog:
         complete = self.size - len(tail) + tail.rfind(b"\n") + 1
         if complete < self.size:
             log.warning("%s: dropping torn last line %r left by a crash", self.path, tail[complete - self.size:])
-            os.ftruncate(self._fd, complete)
-            os.fsync(self._fd)
-            self.size = complete
+            self.truncate(complete)
 
 
 class LineIndex:

@@ -1,48 +1,44 @@
-"""The idempotency window: recent keys and their values, forgotten by age and by count."""
-import time
+"""The idempotency window: the newest keys with their values, each in the window for a while."""
 from collections import deque
 
 
 class KeyWindow:
-    """Remembers each key for ``seconds`` after it was added, and at most the newest ``limit`` keys.
+    """Remembers the newest ``limit`` keys, each with its value and the time it was added.
 
-    Keys are added in order, so the oldest are forgotten first; ages are kept per second of
-    arrival, not per key, to spend no memory beyond the key and its value.
+    A key counts for a decision made at time ``at`` only if it was added less than ``seconds``
+    before ``at``. Times are given, never read from a clock, so a decision depends only on what
+    was added and the time passed in: replicas that add the same keys with the same times decide
+    alike, however often they restart. A time of 0 means unknown (only the count applies).
     """
 
-    def __init__(self, seconds, limit, clock=time.monotonic):
-        self.seconds, self.limit, self._clock = seconds, limit, clock
-        self._values = {}
-        self._keys = deque()
-        self._arrivals = deque()  # [second, number of keys that arrived in it], oldest first
+    def __init__(self, seconds, limit):
+        self.seconds, self.limit = seconds, limit
+        self._values = {}  # key -> (value, added at)
+        self._keys = deque()  # (key, value), oldest first; a key added again appears twice
 
     def __len__(self):
-        return len(self._keys)
+        return len(self._values)
 
-    def get(self, key):
-        """The value of a key still in the window, or None."""
-        return self._values.get(key)
+    def get(self, key, at=0):
+        """The value of a key still in the window for a decision at time ``at``, or None."""
+        value, added = self._values.get(key, (None, 0))
+        if value is not None and at and added and added <= at - self.seconds:
+            return None
+        return value
 
-    def add(self, key, value):
-        """Remember a new key (one not in the window) with its value."""
-        now = int(self._clock())
-        self._values[key] = value
-        self._keys.append(key)
-        if self._arrivals and self._arrivals[-1][0] == now:
-            self._arrivals[-1][1] += 1
-        else:
-            self._arrivals.append([now, 1])
+    def add(self, key, value, at=0):
+        """Remember a key with its value (replacing an older value of the key), added at time ``at``."""
+        self._values[key] = (value, at)
+        self._keys.append((key, value))
         while len(self._keys) > self.limit:
-            self._forget_oldest()
-        while self._arrivals and self._arrivals[0][0] <= now - self.seconds:
-            self._forget_oldest()
+            old_key, old_value = self._keys.popleft()
+            if self._values[old_key][0] == old_value:  # not a newer value of the same key
+                del self._values[old_key]
+
+    def clear(self):
+        self._values.clear()
+        self._keys.clear()
 
     def newest(self):
         """The values, newest first."""
-        return (self._values[key] for key in reversed(self._keys))
-
-    def _forget_oldest(self):
-        del self._values[self._keys.popleft()]
-        self._arrivals[0][1] -= 1
-        if not self._arrivals[0][1]:
-            self._arrivals.popleft()
+        return (value for key, value in reversed(self._keys) if self._values.get(key, (None,))[0] == value)

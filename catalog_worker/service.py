@@ -23,7 +23,9 @@ class CatalogService:
         return {"name": stock.name, "price": stock.price, "quantity": stock.quantity, "seq": stock.seq}
 
     def trade(self, args):
-        trade = self.store.trade(*parse_trade(args))
+        # after_seq: the order worker asks for a new trade of an id whose earlier trade it has numbered.
+        after_seq = parse_int(args, "after_seq") if "after_seq" in args else 0
+        trade = self.store.trade(*parse_trade(args), after_seq)
         # The stock as it is now: after this trade or a later one, with that trade's seq. A repeated
         # trade id announces it again, which is harmless and covers an event lost with a reply.
         stock = self.store.lookup(trade.name)._asdict()

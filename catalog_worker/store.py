@@ -3,6 +3,7 @@ import itertools
 import logging
 import sys
 import threading
+import time
 from typing import NamedTuple
 
 from broker import RpcError
@@ -91,11 +92,12 @@ class CatalogStore:
             raise RpcError(404, f"stock {name!r} not found")
         return stock
 
-    def trade(self, trade_id, name, order_type, quantity):
-        """Apply a buy or sell once per trade id; a repeated id returns the original Trade."""
+    def trade(self, trade_id, name, order_type, quantity, after_seq=0):
+        """Apply a buy or sell once per trade id; a repeated id returns the original Trade, unless its
+        ``seq`` is at most ``after_seq``: the order log numbered that one and has forgotten its id."""
         with self._lock:
-            known = self._window.get(trade_id)
-            if known is not None:
+            known = self._window.get(trade_id, time.time())
+            if known is not None and known.seq > after_seq:
                 return known
             stock = self.lookup(name)
             change = -quantity if order_type == "buy" else quantity
@@ -108,7 +110,7 @@ class CatalogStore:
             self._journal.append((*trade, after.quantity, after.trading_volume))
             self._seq, self._segment_trades = trade.seq, self._segment_trades + 1
             self._stocks[name] = after
-            self._window.add(trade_id, trade)
+            self._window.add(trade_id, trade, time.time())
             self._dirty.set()
             return trade
 
@@ -161,7 +163,7 @@ class CatalogStore:
                 self._stocks[name] = stock._replace(quantity=int(quantity_after), trading_volume=int(volume_after),
                                                     seq=trade.seq)
                 self._seq = trade.seq
-            self._window.add(trade_id, trade)
+            self._window.add(trade_id, trade, time.time())  # the journal has no times: counted from now
             lines += 1
         return lines
 

@@ -21,10 +21,12 @@ def main(argv=None):
     service = OrderService(replicated, catalog, settings.rpc_timeout / 2)
     # The queue's single active consumer is the leader; every other replica follows the stream.
     server = RpcServer(settings, SERVICE, service.handlers, settings.order_threads, single_active=True,
-                       on_subscribed=replicated.resign)
+                       on_standby=replicated.resign)
     stopping = threading.Event()
     # A replica whose log cannot follow the stream must not lead: it stops, and says why.
-    threads = [threading.Thread(target=replicated.run, args=(stopping, server.fail), name="stream"),
+    threads = [threading.Thread(target=replicated.run, args=(stopping, server.fail, server.step_down),
+                                name="stream"),
+               threading.Thread(target=replicated.watch_disk, args=(stopping,), name="disk", daemon=True),
                threading.Thread(target=service.reconcile_when_uncertain, args=(stopping,),
                                 name="reconcile", daemon=True)]
     for thread in threads:

@@ -20,7 +20,9 @@ from pika.exceptions import AMQPError, ChannelClosedByBroker
 
 from broker.connection import connect
 from broker.messages import RpcError, deadline, unique_id
-from order_worker.store import Order
+from broker.server import StepDown
+from order_worker.disk import DiskHealth, StorageFault
+from order_worker.store import Corrupt, Order
 
 log = logging.getLogger(__name__)
 STREAM = "orders"
@@ -29,6 +31,7 @@ READ_AHEAD = 500  # stream entries in flight to the reader (streams need a prefe
 # A follower is on nobody's critical path: it reads and fsyncs in rounds this long (at most),
 # leaving the CPUs and the disk to the leader between them.
 FOLLOWER_ROUND = 0.05
+PROBE_EVERY = 1.0  # seconds between checks whether a disk with a fault takes writes again
 
 
 def stream_is_gone(exc):
@@ -55,7 +58,9 @@ class ReplicatedLog:
         self.settings, self.orders = settings, orders
         self.stream = settings.queue(STREAM)
         self._position_file = settings.data_dir / "stream_position"
-        self._position, self._next = self._load_position()
+        self._resume_from_saved_position()
+        self.disk = DiskHealth(settings.data_dir, settings.fsync_limit)
+        self._on_step_down = None  # called when this replica, leading, stops because of its disk
         self._lock = threading.RLock()  # guards the fields below, shared by handlers and the reader
         self._link = None  # (connection, channel) of the reader, which also publishes
         self._connected = threading.Event()
@@ -74,14 +79,25 @@ class ReplicatedLog:
         return self.orders.get(number)
 
     def find(self, trade_id):
-        return self.orders.find(trade_id)
+        """The order of a trade id in the window of a proposal made now."""
+        return self.orders.find(trade_id, _now_ms())
+
+    def has_seq(self, catalog_seq):
+        return self.orders.has_seq(catalog_seq)
 
     @property
     def seq_floor(self):
         return self.orders.seq_floor
 
     def require_space(self):
-        self.orders.require_space()
+        """Raise the 507 if the disk is too full to log a trade; a leader steps down instead (StepDown)."""
+        try:
+            self.orders.require_space()
+        except RpcError:
+            fault = self.disk.report("full", "the disk has less room than a trade needs")
+            if self._stand_down(fault):
+                raise StepDown(str(fault)) from None
+            raise
 
     @property
     def leading(self):
@@ -97,20 +113,25 @@ class ReplicatedLog:
         with self._lead_lock:
             if self._leading:
                 return
+            if self.disk.fault and not self.disk.probe():
+                raise self.disk.fault.error()  # made active anyway: no standby can serve either
             next_number = self._wait(self._publish(SYNC, b"{}"), "reading the order stream to its end")
             with self._lock:
                 self._proposed, self._leading = next_number, True
             log.info("leading: the next transaction number is %d", next_number)
 
-    def record(self, trade_id, name, order_type, quantity, catalog_seq):
-        """Number an applied trade through the stream, unless it already has a number."""
+    def record(self, trade_id, name, order_type, quantity, catalog_seq, take_lead=True):
+        """Number an applied trade through the stream, unless it already has a number; without
+        ``take_lead``, only while leading already (else None)."""
         for _ in range(2):  # a second try after another writer took our number and we caught up
+            if not take_lead and not self._leading:
+                return None
             self.lead()
             with self._lock:
-                if (order := self.orders.find(trade_id)) is not None:
+                if (order := self.find(trade_id)) is not None:
                     return order
                 if (proposal := self._pending.get(trade_id)) is None:
-                    order = Order(self._proposed, name, order_type, quantity, trade_id, catalog_seq)
+                    order = Order(self._proposed, name, order_type, quantity, trade_id, catalog_seq, _now_ms())
                     proposal = self._publish(ORDER, json.dumps(order._asdict()).encode())
                     self._pending[trade_id], self._proposed = proposal, self._proposed + 1
             try:
@@ -124,9 +145,11 @@ class ReplicatedLog:
             self.resign()
         raise RpcError(503, "the order log changed leader during the trade; retry it")
 
-    def run(self, stopping, on_diverged=None):
+    def run(self, stopping, on_diverged=None, on_step_down=None):
         """Read the stream into the order log until ``stopping`` is set, reconnecting as needed;
-        if the log cannot follow the stream any more, stop and call ``on_diverged(reason)``."""
+        if the log cannot follow the stream any more, stop and call ``on_diverged(reason)``. A leader
+        whose disk fails calls ``on_step_down()`` (another replica should get the requests)."""
+        self._on_step_down = on_step_down
         while not stopping.is_set() and not self.diverged:
             try:
                 connection = connect(self.settings, f"order-{self.settings.replica_id}.stream", stopping)
@@ -134,6 +157,8 @@ class ReplicatedLog:
                 return  # only reraised once stopping
             try:
                 channel = self._declare_stream(connection)
+                if self._position:
+                    self._check_length(connection)
                 channel.add_on_cancel_callback(self._on_cancelled)
                 channel.basic_qos(prefetch_count=READ_AHEAD)
                 self._first_delivery, self._last_tag = True, None
@@ -154,11 +179,14 @@ class ReplicatedLog:
             except Diverged as exc:
                 log.critical("%s: this replica stops applying the stream", exc)
                 self.diverged = str(exc)
+            except StorageFault as fault:
+                self._recover(fault, stopping)
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
                 log.warning("lost the order stream: %r", exc)
                 stopping.wait(0.2)
             finally:
-                self._disconnect(RpcError(503, "lost the connection to the order stream"))
+                self._disconnect(StepDown(str(self.disk.fault)) if self.disk.fault else
+                                 RpcError(503, "lost the connection to the order stream"))
                 if connection.is_open:
                     # Closing nacks the entries still in flight, which a stream refuses by closing
                     # the connection: that is the end wanted anyway.
@@ -166,6 +194,36 @@ class ReplicatedLog:
                         connection.close()
         if self.diverged and on_diverged:
             on_diverged(self.diverged)
+
+    def watch_disk(self, stopping):
+        """Step down while leading if a write of the log stalls (the reader is stuck in it)."""
+        while not stopping.wait(0.2):
+            if self._leading and (fault := self.disk.stalled()):
+                self._stand_down(fault)
+
+    def _stand_down(self, fault):
+        """Stop leading because of a storage fault: every writer waiting hears StepDown, and a leader
+        gives up the order queue so that a standby takes its requests; return whether it led."""
+        with self._lock:
+            was_leading, self._leading = self._leading, False
+            waiting = [*self._waiters.values(), *(waiter for waiter, _ in self._applied)]
+        for waiter in waiting:
+            if not waiter.done():
+                waiter.set_exception(StepDown(str(fault)))
+        if was_leading and self._on_step_down:
+            self._on_step_down()
+        return was_leading
+
+    def _recover(self, fault, stopping):
+        """After a failed write: stand down, forget what is not durable, and read on from the last
+        saved position once the disk takes writes again (probed every PROBE_EVERY seconds)."""
+        self._stand_down(fault)
+        self._applied, self._unsynced = [], False
+        self.orders.reload()
+        self._resume_from_saved_position()
+        while not self.disk.probe():
+            if stopping.wait(PROBE_EVERY):
+                return
 
     def _declare_stream(self, connection):
         """A channel on the order stream, made if missing with ORDER_STREAM_MAX_AGE as its retention.
@@ -225,9 +283,12 @@ class ReplicatedLog:
                 raise Diverged(f"the order stream now starts at offset {offset}, after this replica's position "
                                f"{self._position}: its retention dropped entries this replica never read; give "
                                f"it a copy of another replica's data directory")
+        if offset == self._position - 1 and self._last_id not in (None, props.message_id or ""):
+            raise Diverged(f"the order stream holds another entry at offset {offset} ({props.message_id}) than "
+                           f"the one this replica applied there ({self._last_id}): the stream was replaced")
         if offset >= self._position:  # a chunk may start before the offset asked for
             outcome = self._apply(props.type, body)
-            self._position, self._unsynced = offset + 1, True
+            self._position, self._last_id, self._unsynced = offset + 1, props.message_id or "", True
             with self._lock:
                 waiter = self._waiters.pop(props.message_id, None)
             if waiter:
@@ -244,10 +305,12 @@ class ReplicatedLog:
         """Group commit: one fsync for the entries applied in a round, then their writers hear of them."""
         if not self._unsynced:
             return
-        self.orders.sync()
-        self._save_position()
+        with self.disk.writing("an fsync of the order log"):
+            self.orders.sync()
+            self._save_position()
         for waiter, outcome in self._applied:
-            waiter.set_result(outcome)
+            if not waiter.done():  # a writer already told to step down is not told otherwise
+                waiter.set_result(outcome)
         self._applied, self._unsynced = [], False
 
     def _apply(self, kind, body):
@@ -263,36 +326,74 @@ class ReplicatedLog:
         return self.orders.find(order.trade_id)
 
     def _accept(self, order):
-        """An order is accepted iff it has the next number and its trade has no number yet."""
-        if order.number != self._next:
-            return
-        known = self.orders.find(order.trade_id)
-        if known is not None and known.number < self._next:
+        """An order is accepted iff it has the next number and its trade has no number in the window
+        at the order's own time. The window holds exactly the entries accepted before it (``rewind``),
+        so the decision depends on the stream alone: no clock, restart or arrival time enters it."""
+        if order.number != self._next or self.orders.find(order.trade_id, order.time_ms) is not None:
             return
         if order.number < self.orders.next_number:  # catching up over a log we already have
-            if self.orders.get(order.number).trade_id != order.trade_id:
-                raise Diverged(f"order {order.number} is {self.orders.get(order.number).trade_id} in the "
-                               f"log but {order.trade_id} in the stream")
+            try:
+                logged = self.orders.get(order.number)
+            except Corrupt as exc:
+                raise Diverged(str(exc)) from None
+            if logged != order:
+                raise Diverged(f"order {order.number} is {logged} in the log but {order} in the stream")
+            self.orders.remember(order)
         else:
-            self.orders.append(order, sync=False)
+            with self.disk.writing("an append to the order log"):
+                self.orders.append(order, sync=False)
         self._next += 1
 
+    def _resume_from_saved_position(self):
+        """Take the saved position: the entry after the last one applied, the next number there, and
+        that last entry's message id; the window is rewound to it, to decide what follows again."""
+        self._position, self._next, self._last_id = self._load_position()
+        if self._next < self.orders.next_number:
+            self.orders.rewind(self._next)
+
     def _load_position(self):
-        """Where to resume reading, and the next number there: saved, or the stream's start."""
+        """Where to resume reading, the next number there and the message id of the entry before it
+        (None if unknown): saved, or the stream's start."""
         try:
-            offset, next_number = map(int, self._position_file.read_text().split())
+            offset, next_number, *last_id = self._position_file.read_text().split()
+            offset, next_number = int(offset), int(next_number)
         except (OSError, ValueError):
-            return 0, 0
+            return 0, 0, None
         # A log older than the saved position (restored, emptied, cut) is caught up from the start.
-        return (offset, next_number) if next_number <= self.orders.next_number else (0, 0)
+        if next_number > self.orders.next_number:
+            return 0, 0, None
+        return offset, next_number, (last_id[0].strip("-") if last_id else None)
 
     def _save_position(self):
         # Written after the log's fsync and not synced itself: at worst it lags, and reading resumes earlier.
         fd = os.open(self._position_file, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
-            os.pwrite(fd, f"{self._position} {self._next}".ljust(40).encode() + b"\n", 0)
+            line = f"{self._position} {self._next} {self._last_id or '-'}"
+            os.pwrite(fd, line.ljust(80).encode() + b"\n", 0)
         finally:
             os.close(fd)
+
+    def _check_length(self, connection):
+        """Stop if the stream ends before this replica's position: a broker that lost its tail (stream
+        segments are not fsynced). A sync marker appended now gets the stream's next offset, which a
+        consumer from the stream's last chunk reads back; AMQP has no other way to tell a length."""
+        channel, marker, seen = connection.channel(), unique_id(), {}
+        channel.basic_publish("", self.stream, b"{}", pika.BasicProperties(
+            type=SYNC, message_id=marker, app_id=f"order-{self.settings.replica_id}", delivery_mode=2))
+        channel.basic_qos(prefetch_count=READ_AHEAD)
+        channel.basic_consume(self.stream, lambda _ch, _d, props, _b: seen.update(
+            {props.message_id: int(props.headers["x-stream-offset"])}), auto_ack=False,
+            arguments={"x-stream-offset": "last"})
+        ends = time.monotonic() + self.settings.rpc_timeout
+        while marker not in seen:
+            if time.monotonic() > ends:
+                raise ConnectionError("no answer from the order stream in time")
+            connection.process_data_events(time_limit=0.1)
+        channel.close()
+        if seen[marker] < self._position:
+            raise Diverged(f"the order stream ends at offset {seen[marker]}, before this replica's position "
+                           f"{self._position}: the broker lost entries this replica applied (an OS crash of a "
+                           f"node?); copy a replica's data directory that matches the stream, or start over")
 
     def _disconnect(self, error):
         with self._lock:
@@ -300,7 +401,13 @@ class ReplicatedLog:
             self._connected.clear()
             waiters, self._waiters = self._waiters, {}
         for waiter in waiters.values():
-            waiter.set_exception(error)
+            if not waiter.done():  # one told to step down already
+                waiter.set_exception(error)
+
+
+def _now_ms():
+    """The time a proposal carries: its replicas' idempotency window is measured from it."""
+    return int(time.time() * 1000)
 
 
 def _time_left(default):

@@ -37,6 +37,12 @@ class OrderService:
         self.orders.require_space()  # refuse before the catalog applies what could not be logged
         try:
             t = self.catalog.call("catalog", "trade", args, timeout=self.catalog_timeout)
+            if self.orders.has_seq(t["seq"]) and self.orders.find(t["trade_id"]) is None:
+                # The catalog remembers this id for a trade the log numbered and has since forgotten
+                # (the window is over): the retry is a new trade. (A concurrent retry of a trade
+                # just numbered finds it: the log adds the id before the catalog's number.)
+                t = self.catalog.call("catalog", "trade", {**args, "after_seq": t["seq"]},
+                                      timeout=self.catalog_timeout)
             return self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"])
         except RpcError as exc:
             if exc.code in (503, 504, 507):
@@ -61,8 +67,12 @@ class OrderService:
         missed = self.catalog.call("catalog", "trades_after", {"seq": self.orders.seq_floor},
                                    timeout=self.catalog_timeout)
         for t in missed:
-            if self.orders.find(t["trade_id"]) is None:
-                order = self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"])
+            if not self.orders.has_seq(t["seq"]):
+                # Only while leading: a replica that lost the lead (frozen, cut off) must not take it back.
+                order = self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"],
+                                           take_lead=False)
+                if order is None:
+                    return
                 log.warning("reconciled trade %s as transaction %d", t["trade_id"], order.number)
 
     def reconcile_when_uncertain(self, stopping):

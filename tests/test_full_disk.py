@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from bench.disks import SmallDisk, fill
+from bench import faults
 
 BUY = {"name": "GameStart", "quantity": 1, "type": "buy"}
 
@@ -11,25 +11,24 @@ BUY = {"name": "GameStart", "quantity": 1, "type": "buy"}
 @pytest.fixture
 def small_disk(settings):
     """The stack's data directory on a 256 KiB tmpfs (needs root, or a machine that allows mounting)."""
-    disk = SmallDisk(settings.data_dir, "256k")
-    try:
-        disk.mount()
-    except OSError as exc:
-        pytest.skip(str(exc))
-    yield settings.data_dir
-    disk.unmount()
+    with faults.small_disk(settings.data_dir) as disk:
+        if disk is None:
+            pytest.skip(f"cannot mount a tmpfs here: {faults.small_disk.refused}")
+        yield disk
 
 
 def test_a_full_disk_answers_507_changes_nothing_and_recovers(small_disk, stack, api):
     assert api.post("/orders", BUY)[:2] == (200, {"data": {"transaction_number": 0}})
-    fill(small_disk / "filler")
+    faults.fill(small_disk / "filler")
     for _ in range(3):
         status, body, _ = api.post("/orders", BUY)
         assert status == 507 and body["error"]["code"] == 507
         assert body["error"]["message"].startswith("insufficient storage")
     assert api.get("/stocks/GameStart")[1]["data"]["quantity"] == 99
-    assert api.get("/orders/1")[0] == 404
+    # The only replica cannot write, so it cannot catch up to lead: queries get the 507 too.
+    assert api.get("/orders/1")[0] == 507
     os.remove(small_disk / "filler")
+    assert api.get("/orders/1")[0] == 404
     assert api.post("/orders", BUY)[:2] == (200, {"data": {"transaction_number": 1}})
     assert api.get("/stocks/GameStart")[1]["data"]["quantity"] == 98
     logs = stack.logs()

@@ -1,7 +1,7 @@
 """Unit tests for the order log: gapless numbers, dedupe, recovery."""
 import pytest
 
-from order_worker.store import Order, OrderLog
+from order_worker.store import COLUMNS, Corrupt, Order, OrderLog, decode
 
 
 def test_numbers_start_at_zero_and_have_no_gaps(tmp_path):
@@ -79,3 +79,53 @@ def test_seq_floor_after_a_restart_waits_for_a_gap_in_the_tail(tmp_path):
     assert again.seq_floor == 4
     again.record("late", "FishCo", "buy", 1, 5)
     assert again.seq_floor == 7
+
+
+def test_every_line_carries_the_time_and_a_checksum_of_itself(tmp_path):
+    log = OrderLog(tmp_path)
+    log.append(Order(0, "FishCo", "buy", 1, 'a,"quoted" id', 1, 1764620000123))
+    log.close()
+    line = (tmp_path / "order_log.csv").read_bytes().splitlines()[1]
+    assert line.startswith(b'0,FishCo,buy,1,"a,""quoted"" id",1,1764620000123,')
+    assert decode(line, 0) == Order(0, "FishCo", "buy", 1, 'a,"quoted" id', 1, 1764620000123)
+    with pytest.raises(Corrupt, match="transaction 0"):
+        decode(line.replace(b"FishCo", b"FishCa"), 0)
+
+
+def test_an_old_log_is_migrated_to_the_checksummed_format_once(tmp_path):
+    path = tmp_path / "order_log.csv"
+    path.write_bytes(b"transaction_number,stock_name,order_type,trade_quantity,trade_id,catalog_seq\r\n"
+                     b"0,FishCo,buy,1,t0,1\r\n1,BoarCo,sell,2,t1,2\r\n1,Boar")  # a torn last line too
+    log = OrderLog(tmp_path)
+    assert log.next_number == 2 and log.find("t1") == Order(1, "BoarCo", "sell", 2, "t1", 2, 0)
+    log.close()
+    migrated = path.read_bytes()
+    assert migrated.splitlines()[0] == ",".join(COLUMNS).encode()
+    OrderLog(tmp_path).close()
+    assert path.read_bytes() == migrated  # the same bytes a replica that rebuilt from the stream writes
+    rebuilt = OrderLog(tmp_path / "rebuilt")  # old stream entries carry no time either
+    rebuilt.append(Order(0, "FishCo", "buy", 1, "t0", 1))
+    rebuilt.append(Order(1, "BoarCo", "sell", 2, "t1", 2))
+    rebuilt.close()
+    assert (tmp_path / "rebuilt" / "order_log.csv").read_bytes() == migrated
+
+
+def test_a_damaged_line_is_cut_off_with_all_after_it_and_the_file_kept(tmp_path):
+    log = OrderLog(tmp_path)
+    for n in range(5):
+        log.record(f"t{n}", "FishCo", "buy", 1, n + 1)
+    log.close()
+    path = tmp_path / "order_log.csv"
+    original = path.read_bytes()
+    path.write_bytes(original.replace(b"t2,3,", b"t2,4,"))  # a complete line, one digit changed
+    again = OrderLog(tmp_path)
+    assert again.next_number == 2 and again.find("t1").number == 1
+    assert (tmp_path / "order_log.csv.damaged-2").read_bytes() == original.replace(b"t2,3,", b"t2,4,")
+
+
+def test_rewind_makes_the_window_what_it_was_before_a_number(tmp_path):
+    log = OrderLog(tmp_path, window_keys=3)
+    for n in range(6):
+        log.record(f"t{n}", "FishCo", "buy", 1, n + 1)
+    log.rewind(3)
+    assert [log.find(f"t{n}") is not None for n in range(6)] == [True, True, True, False, False, False]

@@ -20,18 +20,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def replica(settings, data_dir, on_diverged=None):
-    """A ReplicatedLog on ``data_dir`` reading the test's stream in a thread of its own."""
+def replica(settings, data_dir, on_diverged=None, on_step_down=None):
+    """A ReplicatedLog on ``data_dir`` reading the test's stream in a thread of its own, its disk watched."""
     orders = OrderLog(data_dir)
     log = ReplicatedLog(replace(settings, data_dir=data_dir), orders)
     stopping = threading.Event()
-    reader = threading.Thread(target=log.run, args=(stopping, on_diverged))
-    reader.start()
+    threads = [threading.Thread(target=log.run, args=(stopping, on_diverged, on_step_down)),
+               threading.Thread(target=log.watch_disk, args=(stopping,))]
+    for thread in threads:
+        thread.start()
     try:
         yield log
     finally:
         stopping.set()
-        reader.join()
+        for thread in threads:
+            thread.join()
         orders.close()
 
 
@@ -177,3 +180,32 @@ def test_a_replica_whose_stream_is_deleted_stops_and_makes_no_new_one(settings, 
 ])
 def test_only_no_such_queue_means_the_stream_is_gone(text, gone):
     assert stream_is_gone(pika.exceptions.ChannelClosedByBroker(404, text)) is gone
+
+
+def test_a_replica_with_a_damaged_line_rebuilds_its_log_from_the_stream(settings, tmp_path):
+    with replica(settings, tmp_path / "a") as leader:
+        for n in range(5):
+            trade(leader, n)
+        with replica(settings, tmp_path / "b") as follower:
+            wait_for(follower, 5)
+        path = tmp_path / "b" / "order_log.csv"
+        path.write_bytes(path.read_bytes().replace(b"t2,FishCo", b"t2,FishCx").replace(b",t2,", b",t9,"))
+        with replica(settings, tmp_path / "b") as follower:
+            wait_for(follower, 5)
+    assert file_bytes(tmp_path / "a") == file_bytes(tmp_path / "b")
+
+
+@pytest.mark.parametrize("entries_after, reason", [(1, "ends at offset"), (8, "another entry at offset")])
+def test_a_stream_shorter_than_the_position_or_replaced_stops_the_replica(settings, tmp_path, admin, entries_after,
+                                                                          reason):
+    with replica(settings, tmp_path / "a") as leader:
+        for n in range(3):
+            trade(leader, n)
+    # The broker lost the stream's tail (or all of it) and new entries were written since.
+    admin.channel.queue_delete(settings.queue("orders"))
+    declare_stream(settings, admin)
+    for _ in range(entries_after):
+        admin.channel.basic_publish("", settings.queue("orders"), b"{}", pika.BasicProperties(type="sync"))
+    reasons = []
+    with replica(settings, tmp_path / "a", on_diverged=reasons.append):
+        assert reason in wait_for_reason(reasons)

@@ -1,0 +1,42 @@
+"""A leader that is alive but stuck (SIGSTOP) loses the lead within seconds and follows again when it wakes."""
+import os
+import random
+import time
+
+import pytest
+
+from bench.failover import gaps, wait_identical
+from bench.faults import frozen
+from test_failover import leader, replicated  # noqa: F401 - the three-replica stack fixture
+from test_faults import Load, check_invariants, wait_until_reconciled
+
+FROZEN_S = 8.0
+
+
+@pytest.mark.slow
+def test_a_frozen_leader_is_replaced_within_5_s_and_follows_again_without_a_restart(replicated, settings):
+    rng = random.Random(int(os.environ.get("FAULT_SEED", 15)))
+    with Load(replicated.url, rng, clients=4, pause=0.1) as load:
+        time.sleep(2)
+        stuck = leader(replicated)
+        process = replicated.processes[stuck]
+        frozen_at = time.monotonic()
+        with frozen(process):
+            time.sleep(FROZEN_S)
+        time.sleep(3)
+    gap = gaps(load.successes, [frozen_at])[0]
+    log_text = (replicated.log_dir / f"{stuck}.log").read_text()
+    reconciling = wait_until_reconciled(settings, order_log="order-0/order_log.csv")
+    logs = [replicated.replica_dir(name) / "order_log.csv" for name in replicated.replicas]
+    identical, _, lines = wait_identical(logs, 20)
+    print(f"\nfroze {stuck} for {FROZEN_S} s: longest pause in successful trades {gap:.2f} s; trades "
+          f"{len(load.succeeded)}, statuses {dict(load.statuses)}; reconciled in {reconciling:.1f} s")
+    assert process.poll() is None  # it woke up and runs on: no restart
+    assert set(replicated.stop().values()) == {0}
+    assert gap < 5.0
+    assert set(load.statuses) <= {200, 409, 503, 504}, load.statuses
+    assert not load.uncertain
+    assert identical, lines
+    # It lost the queue while frozen, and numbered nothing more after it woke (another replica leads).
+    assert log_text.count("leading:") == 1, log_text[-3000:]
+    check_invariants(settings, load.succeeded, order_log="order-0/order_log.csv")
