@@ -3,11 +3,12 @@
 Starts a stack whose three order replicas each run on a host of their own (bench.partition) with
 their data on a small disk of their own (bench.faults); concurrent clients trade with
 Idempotency-Keys and record the history (bench.history) while the nemesis injects faults
-(bench.fault_types) one at a time, at moments drawn from the seed: quiet for a few seconds, a fault
-held for its time, healed. Then it lets the replicas settle, stops the stack, checks the history and
-the files (bench.checker), and prints each property's violations and, per fault type, how many were
-injected and the longest unavailability. Thread timing still varies from run to run, so a seed
-reproduces the faults and their moments, not every interleaving.
+(bench.fault_types) one at a time at moments drawn from the seed: quiet for a few seconds, a fault
+held for its time, healed; every type once per round, in an order drawn from the seed. Then it
+lets the replicas settle, stops the stack, checks the history and the files (bench.checker), and
+prints each property's violations and, per fault type, how many were injected and the longest
+unavailability. Thread timing still varies from run to run, so a seed reproduces the faults and
+their moments, not every interleaving.
 
 Needs root (namespaces, tmpfs) and socat. ``broker-restart`` stops the local RabbitMQ app: run it
 under the heavy lock. Exit status 1 when a property was violated.
@@ -140,9 +141,11 @@ def inject(cluster, traders, rng, faults, seconds, stopping):
     After each fault it waits for a trade to succeed (up to RECOVERY s), so that each outage is its
     own fault's and a leader that took over has said so in its log before the next fault picks one.
     """
-    episodes, clock = [], traders.clock
+    episodes, clock, turn = [], traders.clock, []
     while not stopping.wait(rng.uniform(*QUIET)) and clock() < seconds:
-        fault = FAULTS[rng.choice(faults)]
+        if not turn:  # each type once per round, in an order of the seed's: a short run still has each
+            turn = rng.sample(faults, len(faults))
+        fault = FAULTS[turn.pop()]
         hold, start = rng.uniform(*fault.hold), clock()
         target = fault.start(cluster, rng)
         try:

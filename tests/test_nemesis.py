@@ -1,4 +1,5 @@
-"""Faults real machines have, injected under load (bench.nemesis): partitions, then a mixed run.
+"""Faults real machines have, injected under load by bench.nemesis: kills, freezes, full disks,
+partitions, broker restarts.
 
 Every run checks the whole history and the files (bench.checker) and bounds the unavailability per
 fault type. The seed is printed; rerun with FAULT_SEED=<seed>.
@@ -13,7 +14,10 @@ import pytest
 from bench.fault_types import FAULTS
 from bench.nemesis import report, run
 
-BOUND_S = 5.0  # trading resumes within this after a fault (after its end, for the broker's restart)
+BOUND_S = 5.0  # trading resumes within this after a fault
+# After the broker's restart, counted from its end: every connection retries with a backoff of up to
+# 5 s (broker.connection), and the order replicas take over after that.
+BOUNDS_S = {"broker-restart": 10.0}
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("socat") or not shutil.which("ip"),
     reason="needs root (network namespaces, tmpfs), iproute2 and socat")]
@@ -42,21 +46,14 @@ def assert_correct(result, bounded):
     assert set(result["exit_statuses"].values()) == {0}, result["exit_statuses"]
     assert not [e for e in result["episodes"] if e["exited"]], "a process exited by itself during a fault"
     for fault in bounded:
-        assert result["faults"][fault]["longest_gap_s"] < BOUND_S, report(result)
-
-
-def test_a_follower_cut_off_from_the_broker_catches_up_after_the_link_returns(amqp_url, monkeypatch):
-    result = nemesis(["partition-follower"], 0.5, amqp_url, monkeypatch)
-    assert_correct(result, ["partition-follower"])
-
-
-def test_a_leader_cut_off_from_the_broker_fails_over_within_5_s(amqp_url, monkeypatch):
-    result = nemesis(["partition-leader"], 0.5, amqp_url, monkeypatch)
-    assert_correct(result, ["partition-leader"])
+        assert result["faults"][fault]["longest_gap_s"] < BOUNDS_S.get(fault, BOUND_S), report(result)
 
 
 @pytest.mark.outage
-def test_a_mixed_run_of_every_fault_keeps_every_property_and_trading_resumes_within_5_s(amqp_url, monkeypatch):
+def test_every_fault_keeps_every_property_and_trading_resumes_within_5_s(amqp_url, monkeypatch):
+    """Among them: a leader cut off from the broker fails over, a follower cut off catches up after
+    the link returns (the replicas' logs end identical), a frozen or disk-full leader steps down."""
     faults = [name for name in FAULTS if name != "broker-restart" or local_broker(amqp_url)]
     result = nemesis(faults, 2.5, amqp_url, monkeypatch)
-    assert_correct(result, result["faults"])
+    assert set(result["faults"]) == set(faults), "a fault type was never injected"
+    assert_correct(result, faults)
