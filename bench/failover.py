@@ -30,6 +30,12 @@ RETRYABLE = (503, 504, "transport")  # answers after which the same request may 
 RESULTS = ROOT / "bench" / "results" / "failover.json"
 
 
+def longest_pause(successes):
+    """The longest time between two successive successful trades (times in seconds)."""
+    successes = sorted(successes)
+    return max((later - earlier for earlier, later in zip(successes, successes[1:])), default=float("inf"))
+
+
 def gaps(successes, killed_at):
     """For each kill, the time from the last successful trade before it to the first one after it."""
     successes = sorted(successes)

@@ -1,4 +1,5 @@
-"""Faults that real machines have, for tests and fault-injection runs to inject: a frozen process, a full disk."""
+"""Faults that real machines have, for tests and fault-injection runs to inject: a frozen process, a full
+disk, a connection cut off."""
 import contextlib
 import errno
 import signal
@@ -46,3 +47,22 @@ def fill(path):
         with contextlib.suppress(OSError):
             while True:
                 f.write(b"x")
+
+
+@contextlib.contextmanager
+def cut_off(pid, port=5672):
+    """Drop every packet of the TCP connections process ``pid`` has open to ``port`` on this host (the
+    broker), both ways, for the block: a link cut without a close, as a partition does. Connections it
+    opens meanwhile are not touched. Needs root and iptables; the rules are removed on the way out."""
+    listing = subprocess.run(["ss", "-tnpH", "state", "established", f"( dport = :{port} )"],
+                             capture_output=True, text=True, check=True).stdout
+    ports = [line.split()[2].rsplit(":", 1)[1] for line in listing.splitlines() if f"pid={pid}," in line]
+    rules = [["INPUT", "-i", "lo", "-p", "tcp", direction, local, "-j", "DROP"]
+             for local in ports for direction in ("--sport", "--dport")]
+    for rule in rules:
+        subprocess.run(["iptables", "-I", *rule], check=True)
+    try:
+        yield ports
+    finally:
+        for rule in rules:
+            subprocess.run(["iptables", "-D", *rule], check=False)

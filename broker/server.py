@@ -205,13 +205,19 @@ class RpcServer:
         except Exception:  # noqa: BLE001 - a bug in one request must not stop the worker
             log.exception("%s failed", method)
             reply, status = RpcError(500, f"internal error in {self.service}.{method}").envelope(), 500
-        self._on_channel(channel, self._finish, channel, publications, delivery,
+        self._on_channel(channel, self._finish_unless_stepping_down, channel, publications, delivery,
                          ("", props.reply_to, encode(reply), self._reply_properties(props)))
         elapsed = time.perf_counter() - started
         RPC_HANDLED.labels(self.service, method, status).inc()
         RPC_HANDLING_DURATION.labels(self.service, method).observe(elapsed)
         log.info("%s from %s: %d in %.2fms", method, props.app_id, status, elapsed * 1000)
         request_id.reset(token)
+
+    def _finish_unless_stepping_down(self, *args):
+        """``_finish``, on the consumer's thread, unless the server is stepping down: then the request
+        stays unanswered and unacked, and goes to the next consumer with the rest."""
+        if not self._stepping_down.is_set():
+            self._finish(*args)
 
     @staticmethod
     def _finish(channel, publications, delivery, reply):

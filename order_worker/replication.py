@@ -90,14 +90,15 @@ class ReplicatedLog:
         return self.orders.seq_floor
 
     def require_space(self):
-        """Raise the 507 if the disk is too full to log a trade; a leader steps down instead (StepDown)."""
+        """Step down (StepDown) if the disk is too full to log a trade."""
         try:
             self.orders.require_space()
         except RpcError:
+            # A replica handling a trade is the active consumer (made so by ``lead``, which refuses
+            # while the disk has a fault): it steps down, and this request goes to the next in line.
             fault = self.disk.report("full", "the disk has less room than a trade needs")
-            if self._stand_down(fault):
-                raise StepDown(str(fault)) from None
-            raise
+            self._stand_down(fault)
+            raise StepDown(str(fault)) from None
 
     @property
     def leading(self):
@@ -323,7 +324,7 @@ class ReplicatedLog:
             log.warning("skipping a malformed order stream entry %r: %s", body[:200], exc)
             return None
         self._accept(order)
-        return self.orders.find(order.trade_id)
+        return self.orders.find(order.trade_id, order.time_ms)
 
     def _accept(self, order):
         """An order is accepted iff it has the next number and its trade has no number in the window
@@ -381,9 +382,12 @@ class ReplicatedLog:
         channel.basic_publish("", self.stream, b"{}", pika.BasicProperties(
             type=SYNC, message_id=marker, app_id=f"order-{self.settings.replica_id}", delivery_mode=2))
         channel.basic_qos(prefetch_count=READ_AHEAD)
-        channel.basic_consume(self.stream, lambda _ch, _d, props, _b: seen.update(
-            {props.message_id: int(props.headers["x-stream-offset"])}), auto_ack=False,
-            arguments={"x-stream-offset": "last"})
+
+        def on_entry(_channel, delivery, props, _body):
+            seen[props.message_id] = int(props.headers["x-stream-offset"])
+            channel.basic_ack(delivery.delivery_tag)  # credit for the rest of the last chunk
+
+        channel.basic_consume(self.stream, on_entry, arguments={"x-stream-offset": "last"})
         ends = time.monotonic() + self.settings.rpc_timeout
         while marker not in seen:
             if time.monotonic() > ends:

@@ -171,3 +171,16 @@ def test_a_full_journal_disk_changes_nothing(store, monkeypatch):
     assert [t.trade_id for t in store.trades_after(0)] == ["t1"]
     monkeypatch.undo()
     assert store.trade("t2", "FishCo", "buy", 5).seq == 2
+
+
+def test_after_seq_makes_a_remembered_id_a_new_trade_once(tmp_path):
+    store = CatalogStore(tmp_path)
+    first = store.trade("k", "FishCo", "buy", 1)
+    assert store.trade("k", "FishCo", "buy", 1) == first  # a redelivery
+    # The order log numbered trade `first` and forgot its id: the retry is a new trade, and its own
+    # redelivery (the same after_seq) gets that new trade, not a third.
+    renewed = store.trade("k", "FishCo", "buy", 1, after_seq=first.seq)
+    assert renewed.seq == first.seq + 1
+    assert store.trade("k", "FishCo", "buy", 1, after_seq=first.seq) == renewed
+    assert store.lookup("FishCo").quantity == 98
+    store.close()

@@ -1,6 +1,8 @@
 """Replicas decide every stream entry alike, whatever restarted: the idempotency window is the stream's."""
 import time
 
+import pytest
+
 from bench.failover import wait_identical
 from bench.stack import free_port
 from client.session import Session
@@ -12,6 +14,7 @@ WINDOW = 3.0
 BUY = {"name": "GameStart", "quantity": 1, "type": "buy"}
 
 
+@pytest.mark.slow
 def test_a_key_retried_after_the_window_is_one_new_trade_on_every_replica(settings, tmp_path):
     stack = Stack(settings, free_port(), tmp_path, replicas=3)
     stack.env["IDEMPOTENCY_WINDOW"] = str(WINDOW)

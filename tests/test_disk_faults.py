@@ -1,13 +1,22 @@
 """A replica whose disk fails (EIO, EROFS, full, a slow fsync) stops leading, counts it, and follows again."""
+import contextlib
 import errno
 import os
+import random
 import time
+import urllib.request
 from dataclasses import replace
 
 import pytest
 from prometheus_client import REGISTRY
 
+from bench.failover import longest_pause, wait_identical
+from bench.faults import fill, small_disk
+from bench.stack import free_port
 from broker.server import StepDown
+from conftest import Stack
+from test_failover import leader
+from test_faults import Load, check_invariants
 from test_replication import file_bytes, replica, trade, wait_for
 
 
@@ -82,3 +91,34 @@ def test_an_fsync_slower_than_the_limit_or_stalled_steps_the_leader_down(setting
             time.sleep(0.05)
         wait_for(leader, 2)  # the entry was durable, only slow: it stays
         assert trade(leader, 1).number == 1
+
+
+@pytest.mark.slow
+def test_a_leader_whose_disk_fills_up_hands_over_within_5_s_and_catches_up_after(settings, tmp_path):
+    stack = Stack(settings, free_port(), tmp_path, replicas=3)
+    with contextlib.ExitStack() as disks:
+        for name in stack.services:
+            if name.startswith("order") and disks.enter_context(small_disk(stack.replica_dir(name), "4m")) is None:
+                pytest.skip(f"cannot mount a tmpfs here: {small_disk.refused}")
+        with stack:
+            with Load(stack.url, random.Random(15), clients=4, pause=0.1) as load:
+                time.sleep(2)
+                sick_one = leader(stack)
+                fill(stack.replica_dir(sick_one) / "filler")
+                time.sleep(4)
+                os.remove(stack.replica_dir(sick_one) / "filler")
+                time.sleep(2)
+            logs = [stack.replica_dir(name) / "order_log.csv" for name in stack.replicas]
+            identical, _, lines = wait_identical(logs, 20)
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{stack.metrics_ports[sick_one]}/metrics").read()
+            assert set(stack.stop().values()) == {0}
+        gap = longest_pause(load.successes)
+        print(f"\nfilled the disk of {sick_one} for 4 s: longest pause in successful trades {gap:.2f} s; "
+              f"trades {len(load.succeeded)}, statuses {dict(load.statuses)}")
+        assert gap < 5.0 and not load.uncertain
+        assert set(load.statuses) <= {200, 409, 503, 504}, load.statuses  # no 507: a standby took over
+        assert identical, lines
+        assert b'bazaar_storage_faults_total{kind="full"}' in metrics
+        log_text = (tmp_path / f"{sick_one}.log").read_text()
+        assert "storage fault" in log_text and "the disk takes writes again" in log_text
+        check_invariants(settings, load.succeeded, order_log=f"{sick_one}/order_log.csv")

@@ -1,12 +1,14 @@
-"""A leader that is alive but stuck (SIGSTOP) loses the lead within seconds and follows again when it wakes."""
+"""A leader that is alive but stuck (SIGSTOP, or cut off from the broker) loses the lead within seconds and
+follows again when it is back."""
 import os
 import random
+import shutil
 import time
 
 import pytest
 
-from bench.failover import gaps, wait_identical
-from bench.faults import frozen
+from bench.failover import longest_pause, wait_identical
+from bench.faults import cut_off, frozen
 from test_failover import leader, replicated  # noqa: F401 - the three-replica stack fixture
 from test_faults import Load, check_invariants, wait_until_reconciled
 
@@ -20,11 +22,10 @@ def test_a_frozen_leader_is_replaced_within_5_s_and_follows_again_without_a_rest
         time.sleep(2)
         stuck = leader(replicated)
         process = replicated.processes[stuck]
-        frozen_at = time.monotonic()
         with frozen(process):
             time.sleep(FROZEN_S)
         time.sleep(3)
-    gap = gaps(load.successes, [frozen_at])[0]
+    gap = longest_pause(load.successes)
     log_text = (replicated.log_dir / f"{stuck}.log").read_text()
     reconciling = wait_until_reconciled(settings, order_log="order-0/order_log.csv")
     logs = [replicated.replica_dir(name) / "order_log.csv" for name in replicated.replicas]
@@ -38,5 +39,29 @@ def test_a_frozen_leader_is_replaced_within_5_s_and_follows_again_without_a_rest
     assert not load.uncertain
     assert identical, lines
     # It lost the queue while frozen, and numbered nothing more after it woke (another replica leads).
+    assert log_text.count("leading:") == 1, log_text[-3000:]
+    check_invariants(settings, load.succeeded, order_log="order-0/order_log.csv")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("iptables") is None or os.geteuid() != 0, reason="needs root and iptables")
+def test_a_leader_cut_off_from_the_broker_is_replaced_within_5_s_and_follows_again(replicated, settings):
+    with Load(replicated.url, random.Random(15), clients=4, pause=0.1) as load:
+        time.sleep(2)
+        stuck = leader(replicated)
+        with cut_off(replicated.processes[stuck].pid) as ports:
+            time.sleep(FROZEN_S)
+        time.sleep(3)
+    gap = longest_pause(load.successes)
+    logs = [replicated.replica_dir(name) / "order_log.csv" for name in replicated.replicas]
+    identical, _, lines = wait_identical(logs, 20)
+    log_text = (replicated.log_dir / f"{stuck}.log").read_text()
+    print(f"\ncut {stuck} off the broker ({len(ports)} connections) for {FROZEN_S} s: longest pause in "
+          f"successful trades {gap:.2f} s; trades {len(load.succeeded)}, statuses {dict(load.statuses)}")
+    assert ports and replicated.processes[stuck].poll() is None
+    assert set(replicated.stop().values()) == {0}
+    assert gap < 5.0 and not load.uncertain
+    assert set(load.statuses) <= {200, 409, 503, 504}, load.statuses
+    assert identical, lines
     assert log_text.count("leading:") == 1, log_text[-3000:]
     check_invariants(settings, load.succeeded, order_log="order-0/order_log.csv")
