@@ -113,7 +113,8 @@ def longest_gap(times, start, end):
 def unavailability(history, episodes):
     """Per fault type: how many were injected and the longest unavailability around one.
 
-    An episode is ``{"fault", "start", "end", "inherent"}``. For a fault that takes the service away
+    An episode is ``{"fault", "start", "end", "inherent"}``, and ``caught_up_s`` for a replica's fault
+    (None: never), whose longest is reported too. For a fault that takes the service away
     whatever the design (``inherent``: the broker stops) it is the time from its end to the next
     success; for any other, the longest gap between successes during it, counted from its start.
     """
@@ -128,4 +129,7 @@ def unavailability(history, episodes):
         kind = summary.setdefault(episode["fault"], {"injected": 0, "longest_gap_s": 0.0})
         kind["injected"] += 1
         kind["longest_gap_s"] = max(kind["longest_gap_s"], gap)
+        if "caught_up_s" in episode:  # a replica's fault: how long its log took to catch up after it
+            caught_up = float("inf") if episode["caught_up_s"] is None else episode["caught_up_s"]
+            kind["longest_catch_up_s"] = max(kind.get("longest_catch_up_s", 0.0), caught_up)
     return summary

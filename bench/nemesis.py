@@ -103,6 +103,18 @@ class Cluster:
             self.stack.restart(name)
         return exited
 
+    def catch_up(self, replica, timeout=30):
+        """Wait until ``replica``'s log is as long as the longest one was when called (the logs are
+        prefixes of one another); return the seconds it took, or None if it did not."""
+        started, paths = time.monotonic(), [self.stack.replica_dir(name) / "order_log.csv" for name in self.replicas]
+        goal = max(path.stat().st_size for path in paths if path.exists())
+        path = self.stack.replica_dir(replica) / "order_log.csv"
+        while time.monotonic() - started < timeout:
+            if path.exists() and path.stat().st_size >= goal:
+                return time.monotonic() - started
+            time.sleep(0.05)
+        return None
+
     def logs(self):
         """Each replica's order log, as bytes."""
         return {name: (self.stack.replica_dir(name) / "order_log.csv").read_bytes() for name in self.replicas}
@@ -154,6 +166,8 @@ def inject(cluster, traders, rng, faults, seconds, stopping):
             fault.end(cluster, target)
         episode = {"fault": fault.name, "target": target, "start": start, "end": clock(),
                    "inherent": fault.inherent, "exited": cluster.revive()}
+        if target in cluster.replicas:
+            episode["caught_up_s"] = cluster.catch_up(target)
         episodes.append(episode)
         while traders.last_success < episode["end"] and clock() < episode["end"] + RECOVERY:
             if stopping.wait(0.05):
@@ -185,9 +199,11 @@ def run(seed, minutes, faults=tuple(FAULTS), clients=4, stopping=None):
 
 def report(result):
     """The run in a few lines: per fault type, then each property."""
-    lines = [f"{'fault':<20}{'injected':>9}{'longest gap s':>15}"]
+    lines = [f"{'fault':<20}{'injected':>9}{'longest gap s':>15}{'longest catch-up s':>20}"]
     for name, kind in sorted(result["faults"].items()):
-        lines.append(f"{name:<20}{kind['injected']:>9}{kind['longest_gap_s']:>15.2f}")
+        catch_up = kind.get("longest_catch_up_s")
+        lines.append(f"{name:<20}{kind['injected']:>9}{kind['longest_gap_s']:>15.2f}"
+                     + ("" if catch_up is None else f"{catch_up:>20.2f}"))
     lines.append(f"trades {result['trades']}, answers {result['answers']}, settled after "
                  f"{result['settled_s']} s, exit statuses {result['exit_statuses']}")
     for name in PROPERTIES:

@@ -85,8 +85,11 @@ def test_unavailability_per_fault_type():
     history = [op(str(i), BUY) for i in range(4)]
     for operation, end in zip(history, (1.0, 2.0, 6.0, 8.0)):
         operation["attempts"] = [[end - 0.1, end, 200, 0]]
-    episodes = [{"fault": "pause-leader", "start": 2.5, "end": 4.0, "inherent": False},
-                {"fault": "pause-leader", "start": 6.5, "end": 7.0, "inherent": False},
+    episodes = [{"fault": "pause-leader", "start": 2.5, "end": 4.0, "inherent": False, "caught_up_s": 0.5},
+                {"fault": "pause-leader", "start": 6.5, "end": 7.0, "inherent": False, "caught_up_s": 0.2},
+                {"fault": "partition-follower", "start": 6.5, "end": 7.0, "inherent": False, "caught_up_s": None},
                 {"fault": "broker-restart", "start": 2.2, "end": 5.0, "inherent": True}]
-    assert unavailability(history, episodes) == {"pause-leader": {"injected": 2, "longest_gap_s": 3.5},
-                                                 "broker-restart": {"injected": 1, "longest_gap_s": 1.0}}
+    assert unavailability(history, episodes) == {
+        "pause-leader": {"injected": 2, "longest_gap_s": 3.5, "longest_catch_up_s": 0.5},
+        "partition-follower": {"injected": 1, "longest_gap_s": 1.5, "longest_catch_up_s": float("inf")},
+        "broker-restart": {"injected": 1, "longest_gap_s": 1.0}}

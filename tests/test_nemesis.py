@@ -18,6 +18,7 @@ BOUND_S = 5.0  # trading resumes within this after a fault
 # After the broker's restart, counted from its end: every connection retries with a backoff of up to
 # 5 s (broker.connection), and the order replicas take over after that.
 BOUNDS_S = {"broker-restart": 10.0}
+CATCH_UP_S = 10.0
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("socat") or not shutil.which("ip"),
     reason="needs root (network namespaces, tmpfs), iproute2 and socat")]
@@ -32,7 +33,8 @@ def nemesis(faults, minutes, amqp_url, monkeypatch):
     """One run of bench.nemesis with these fault types on the tests' broker; print and return its result."""
     seed = int(os.environ.get("FAULT_SEED", random.randrange(10**6)))
     monkeypatch.setenv("AMQP_URL", amqp_url)
-    print(f"\nnemesis seed {seed}: python -m bench.nemesis --seed {seed} --minutes {minutes} --faults {','.join(faults)}")
+    print(f"\nnemesis seed {seed}: python -m bench.nemesis --seed {seed} --minutes {minutes} "
+          f"--faults {','.join(faults)}")
     result = run(seed, minutes, faults)
     print(report(result))
     for episode in result["episodes"]:
@@ -47,6 +49,8 @@ def assert_correct(result, bounded):
     assert not [e for e in result["episodes"] if e["exited"]], "a process exited by itself during a fault"
     for fault in bounded:
         assert result["faults"][fault]["longest_gap_s"] < BOUNDS_S.get(fault, BOUND_S), report(result)
+        # A replica's log catches up after its fault (a killed one's after it started again).
+        assert result["faults"][fault].get("longest_catch_up_s", 0) < CATCH_UP_S, report(result)
 
 
 @pytest.mark.outage
