@@ -50,17 +50,20 @@ def remove(state):
         subprocess.run(["ip", "netns", "delete", name], capture_output=True)
 
 
+def running(pid):
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def remove_stale():
     """Remove what runs that no longer exist (killed, say) left behind."""
     for path in STATE_DIR.glob("*.json"):
-        pid = int(path.stem)
-        try:
-            os.kill(pid, 0)
-            continue  # that run is still going
-        except ProcessLookupError:
-            pass
-        remove(json.loads(path.read_text()))
-        path.unlink(missing_ok=True)
+        if not running(int(path.stem)):
+            remove(json.loads(path.read_text()))
+            path.unlink(missing_ok=True)
 
 
 class Hosts:
