@@ -24,6 +24,9 @@ RUN groupadd --system --gid 10001 bazaar \
 # README.md is needed because setup.cfg reads it as long_description.
 COPY setup.cfg pyproject.toml README.md /tmp/src/
 COPY broker /tmp/src/broker
+COPY runtime /tmp/src/runtime
+COPY storage /tmp/src/storage
+COPY trading /tmp/src/trading
 COPY frontend /tmp/src/frontend
 COPY catalog_worker /tmp/src/catalog_worker
 COPY order_worker /tmp/src/order_worker

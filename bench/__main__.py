@@ -10,8 +10,8 @@ from pathlib import Path
 
 from bench import floor_rpc, loads
 from bench.machine import describe
-from bench.stack import NativeStack
-from broker.settings import Settings
+from harness.stack import Stack
+from runtime.settings import Settings
 
 CONNECTIONS = (1, 8)
 FIGURES = ("rate", "mean", "p50", "p90", "p99", "max")
@@ -65,17 +65,17 @@ def http_loads(url, connections):
 
 def run_all(args):
     """Every row of the benchmark: HTTP floor, RPC floor, then the full stack with and without its cache."""
-    with NativeStack(modules=("bench.floor_http",)) as url:
-        rows = measure_all("http floor", functools.partial(http_loads, url), args)
+    with Stack(services=("frontend",), modules={"frontend": "bench.floor_http"}) as stack:
+        rows = measure_all("http floor", functools.partial(http_loads, stack.url), args)
     settings = dataclasses.replace(Settings.from_env(), namespace=f"bench-{uuid.uuid4().hex[:8]}")
     with floor_rpc.echo_server(settings):
         rows += measure_all("rpc floor", lambda c: [functools.partial(floor_rpc.measure, settings, c)], args)
-    with NativeStack() as url:
-        stack_rows = measure_all("stack", functools.partial(http_loads, url), args)
-    with NativeStack({"CACHE_SIZE": "0"}) as url:
-        stack_rows += measure_all("stack, CACHE_SIZE=0", functools.partial(http_loads, url), args)
-    with NativeStack(replicas=3) as url:
-        stack_rows += measure_all(REPLICATED, functools.partial(http_loads, url), args)
+    with Stack() as stack:
+        stack_rows = measure_all("stack", functools.partial(http_loads, stack.url), args)
+    with Stack(env={"CACHE_SIZE": "0"}) as stack:
+        stack_rows += measure_all("stack, CACHE_SIZE=0", functools.partial(http_loads, stack.url), args)
+    with Stack(replicas=3) as stack:
+        stack_rows += measure_all(REPLICATED, functools.partial(http_loads, stack.url), args)
     floors = {(r["workload"], r["connections"]): r for r in rows}
     for row in stack_rows:
         floor = floors[row["workload"], row["connections"]]

@@ -12,7 +12,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.loads import wrk
-from bench.stack import NativeStack
+from harness.stack import Stack
 
 
 def durations(url):
@@ -48,8 +48,8 @@ def main(argv=None):
     parser.add_argument("--connections", type=int, default=1, help="wrk connections (default 1)")
     parser.add_argument("--seconds", type=int, default=6, help="length of the measured run (default 6)")
     args = parser.parse_args(argv)
-    stack = NativeStack(replicas=args.replicas, metrics=True)
-    with stack as url:
+    with Stack(replicas=args.replicas) as stack:
+        url = stack.url
         sources = {"frontend": f"{url}/metrics", **stack.metrics_urls}
         wrk(url, args.workload, args.connections, 2)  # warm-up
         before = {name: durations(source) for name, source in sources.items()}

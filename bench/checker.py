@@ -46,7 +46,7 @@ def check(history, logs, stocks, initial=DEFAULT_QUANTITY):
 def _check_log(found, replica, log, history):
     numbers = [int(row["transaction_number"]) for row in log]
     if numbers != list(range(len(log))):
-        first = next(i for i, n in enumerate(numbers + [None]) if n != i)
+        first = next(i for i, n in enumerate([*numbers, None]) if n != i)
         found["gapless"].append(f"{replica}: line {first + 1} holds number {numbers[first]}, not {first}")
     for trade_id, count in Counter(row["trade_id"] for row in log).items():
         if count > 1:

@@ -7,9 +7,9 @@ import argparse
 import json
 import time
 
-from bench.stack import NativeStack
 from client.session import Session
 from client.stats import percentile
+from harness.stack import Stack
 
 
 def converge_ms(trader, watcher, trades):
@@ -33,10 +33,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.convergence", description=__doc__)
     parser.add_argument("--trades", type=int, default=500)
     args = parser.parse_args(argv)
-    stack = NativeStack()
-    with stack as url, NativeStack({"BAZAAR_NAMESPACE": stack.env["BAZAAR_NAMESPACE"]},
-                                   modules=("frontend",)) as other_url:
-        delays = converge_ms(Session(url), Session(other_url), args.trades)
+    with Stack() as stack, Stack(stack.settings, services=("frontend",), log_dir=stack.log_dir / "other") as other:
+        delays = converge_ms(Session(stack.url), Session(other.url), args.trades)
     figures = {"trades": len(delays), **{f"p{q}": percentile(delays, q) for q in (50, 90, 99)}, "max": delays[-1]}
     print(json.dumps(figures))
 

@@ -18,8 +18,8 @@ import tempfile
 from matplotlib.figure import Figure
 
 from bench.machine import describe
-from bench.stack import ROOT, NativeStack
 from client.stats import KINDS
+from harness.stack import ROOT, Stack
 
 PROBABILITIES = (0.0, 0.2, 0.4, 0.6, 0.8)
 CLIENTS = (1, 2, 3, 4, 5)
@@ -37,12 +37,19 @@ def run_client(url, clients, probability, iterations, seed):
         return json.load(out)["requests"]
 
 
+@contextlib.contextmanager
+def stack_url(env=None):
+    """The URL of a fresh stack, for the block."""
+    with Stack(env=env) as stack:
+        yield stack.url
+
+
 def sweep(args):
     """Every (p, clients) point, each on a fresh native stack unless ``--url`` names a running one."""
     points = []
     for probability in PROBABILITIES:
         for clients in CLIENTS:
-            with contextlib.nullcontext(args.url) if args.url else NativeStack() as url:
+            with contextlib.nullcontext(args.url) if args.url else stack_url() as url:
                 requests = run_client(url, clients, probability, args.iterations, args.seed)
             points.append({"probability": probability, "clients": clients, "requests": requests})
             print(f"p={probability} clients={clients}: lookup p50 {requests['lookup']['p50']:.2f} ms",
@@ -55,7 +62,7 @@ def cache_sweep(args):
     points = []
     for probability in PROBABILITIES:
         for cache, env in CACHES.items():
-            with NativeStack(env) as url:
+            with stack_url(env) as url:
                 requests = run_client(url, 1, probability, args.iterations, args.seed)
             points.append({"probability": probability, "cache": cache, "requests": requests})
             print(f"p={probability} cache {cache}: lookup p50 {requests['lookup']['p50']:.2f} ms, "
@@ -67,12 +74,12 @@ def plot_cache(points, path, title):
     """Lookup and trade p50 and the lookup hit ratio against p, one line per cache setting (Agg PNG)."""
     fig = Figure(figsize=(13, 4))
     panels = (("lookup", "p50", "ms"), ("trade", "p50", "ms"), ("lookup", "hit_ratio", "hit ratio"))
-    for ax, (kind, figure, unit) in zip(fig.subplots(1, len(panels)), panels):
+    for ax, (kind, figure, unit) in zip(fig.subplots(1, len(panels)), panels, strict=False):
         for n, cache in enumerate(CACHES):
             line = [(p["probability"], p["requests"][kind][figure]) for p in points
                     if p["cache"] == cache and p["requests"][kind][figure] is not None]
             if line:
-                ax.plot(*zip(*line), marker="o", color=f"C{n}", label=f"cache {cache}")
+                ax.plot(*zip(*line, strict=False), marker="o", color=f"C{n}", label=f"cache {cache}")
         ax.set_title(f"{kind} {figure}")
         ax.set_xlabel("probability")
         ax.set_ylabel(unit)
@@ -106,7 +113,7 @@ def plot(points, x_key, line_key, path, title):
                 line = [(p[x_key], p["requests"][kind][figure]) for p in points
                         if p[line_key] == value and p["requests"][kind][figure] is not None]
                 if line:
-                    ax.plot(*zip(*line), marker="o", color=f"C{n}", label=f"{line_key} = {value:g}")
+                    ax.plot(*zip(*line, strict=False), marker="o", color=f"C{n}", label=f"{line_key} = {value:g}")
             ax.set_title(f"{kind} {figure}")
             ax.set_ylabel("ms")
             ax.set_ylim(bottom=0)

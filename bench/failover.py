@@ -9,6 +9,7 @@ bench/results/failover.json and the ``failover`` block of docs/evaluation.md.
 """
 import argparse
 import http.client
+import itertools
 import json
 import random
 import sys
@@ -20,10 +21,10 @@ from matplotlib.figure import Figure
 
 from bench.evaluate import IMAGES, update_report
 from bench.loads import ClientThreads
-from bench.stack import ROOT, NativeStack
 from client.session import Session
 from client.stats import percentile
 from client.trader import DEFAULT_STOCKS
+from harness.stack import ROOT, Stack
 
 REPLICAS = 3
 RETRYABLE = (503, 504, "transport")  # answers after which the same request may be sent again
@@ -32,8 +33,7 @@ RESULTS = ROOT / "bench" / "results" / "failover.json"
 
 def longest_pause(successes):
     """The longest time between two successive successful trades (times in seconds)."""
-    successes = sorted(successes)
-    return max((later - earlier for earlier, later in zip(successes, successes[1:])), default=float("inf"))
+    return max((later - earlier for earlier, later in itertools.pairwise(sorted(successes))), default=float("inf"))
 
 
 def gaps(successes, killed_at):
@@ -136,7 +136,7 @@ def plot(requests, kills, path):
     for label, chosen, color, marker in groups:
         points = [(r["start"], r["latency"] * 1000) for r in requests if chosen(r)]
         if points:
-            ax.scatter(*zip(*points), s=6 if marker == "." else 24, color=color, marker=marker,
+            ax.scatter(*zip(*points, strict=False), s=6 if marker == "." else 24, color=color, marker=marker,
                        label=f"{label} ({len(points)})")
     for n, kill in enumerate(kills):
         ax.axvline(kill["killed"], color="C3", linestyle="--", linewidth=1,
@@ -168,7 +168,8 @@ def report(result, args):
         f"| {' '.join(f'{k}:{v}' for k, v in sorted(result['answers'].items()))} "
         f"| {latency['p50']:.2f} / {latency['p99']:.2f} / {latency['max']:.0f} | {gaps_s} "
         f"| {'identical' if result['replicas_identical'] else 'DIFFERENT'} "
-        f"({', '.join(map(str, result['order_log_lines']))} lines, {result['identical_after_s']:.1f} s after the load) |",
+        f"({', '.join(map(str, result['order_log_lines']))} lines, "
+        f"{result['identical_after_s']:.1f} s after the load) |",
     ])
 
 
@@ -180,14 +181,13 @@ def main(argv=None):
     parser.add_argument("--sessions", type=int, default=4, help="concurrent trading sessions (default 4)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    # The replicas log at INFO, so their logs say which one leads.
-    stack = NativeStack(replicas=REPLICAS, replica_env={"LOG_LEVEL": "INFO"})
-    with stack as url:
+    with Stack(replicas=REPLICAS) as stack:
+        url = stack.url
         t0 = time.monotonic()
         with Sessions(url, args.sessions, args.seed, t0) as load:
             kills = kill_leaders(stack, args.kills, args.seconds, t0)
             time.sleep(max(0.0, t0 + args.seconds - time.monotonic()))
-        logs = [stack.replica_dir(stack.replica_name(r)) / "order_log.csv" for r in range(REPLICAS)]
+        logs = [stack.replica_dir(f"order-{r}") / "order_log.csv" for r in range(REPLICAS)]
         identical, quiesced_s, lines = wait_identical(logs, timeout=30)
     result = figures(load.requests, kills, identical, quiesced_s, lines)
     RESULTS.write_text(json.dumps({"args": vars(args), **result}, indent=2))

@@ -9,18 +9,16 @@ machine did not send or read in time, LEADER_HEARTBEAT). It prints one line of f
 import argparse
 import re
 import time
-from pathlib import Path
 
 from bench.loads import wrk
-from bench.stack import NativeStack
+from harness.stack import Stack
 
 REPLICAS = 3
 
 
 def leader_changes(stack):
     """How many times a replica started to lead, and the log lines of connections the broker dropped."""
-    logs = [(Path(stack.data_dir) / f"{stack.replica_name(n)}.log").read_text(errors="replace")
-            for n in range(REPLICAS)]
+    logs = [(stack.log_dir / f"{name}.log").read_text(errors="replace") for name in stack.replicas]
     leads = sum(text.count("leading:") for text in logs)
     dropped = [line for text in logs for line in text.splitlines()
                if re.search(r"lost connection to broker|stepped down|lost the order stream", line)]
@@ -32,10 +30,9 @@ def main(argv=None):
     parser.add_argument("--minutes", type=float, default=5)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args(argv)
-    stack = NativeStack(replicas=REPLICAS, replica_env={"LOG_LEVEL": "INFO"})
-    with stack as url:
+    with Stack(replicas=REPLICAS, replica_env={"LOG_LEVEL": "INFO"}) as stack:
         started = time.monotonic()
-        result = wrk(url, "trade", args.connections, int(args.minutes * 60))["trade"]
+        result = wrk(stack.url, "trade", args.connections, int(args.minutes * 60))["trade"]
         leads, dropped = leader_changes(stack)
     print(f"{args.minutes:g} min of trades on {args.connections} connections, 3 replicas: "
           f"{result['count']} trades ({result['rate']:.0f}/s, p99 {result['p99']:.1f} ms, errors {result['errors']}); "

@@ -43,8 +43,7 @@ class Kill(ReplicaFault):
     kind = "kill"
 
     def inject(self, cluster, target):
-        cluster.stack.kill(target)
-        cluster.stack.restart(target)
+        cluster.restart(target)
 
 
 class Pause(ReplicaFault):
@@ -97,9 +96,8 @@ class KillCatalog(Fault):
     name = "kill-catalog"
 
     def start(self, cluster, rng):
-        cluster.stack.kill("catalog_worker")
-        cluster.stack.restart("catalog_worker")
-        return "catalog_worker"
+        cluster.restart("catalog")
+        return "catalog"
 
 
 FAULTS = {fault.name: fault for fault in (

@@ -43,10 +43,9 @@ def fill(path):
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
-    with open(path, "ab", buffering=0) as f:  # the last bytes of the last page
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(b"x")
+    with open(path, "ab", buffering=0) as f, contextlib.suppress(OSError):  # the last bytes of the last page
+        while True:
+            f.write(b"x")
 
 
 @contextlib.contextmanager

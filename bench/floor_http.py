@@ -6,7 +6,7 @@ import sys
 import waitress
 from flask import Flask, request
 
-from broker.settings import Settings
+from runtime.settings import Settings
 
 
 def create_app():
@@ -14,6 +14,10 @@ def create_app():
     app = Flask(__name__)
     orders = {}
     numbers = itertools.count()
+
+    @app.get("/healthz")
+    def healthz():
+        return {"data": {"status": "ok"}}
 
     @app.get("/stocks/<name>")
     def lookup(name):

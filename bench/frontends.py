@@ -9,20 +9,19 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 from bench import loads
-from bench.stack import NativeStack
+from harness.stack import Stack
 
 
 def rates(frontends, connections, seconds):
     """``{mode: requests per second}`` over ``frontends`` frontends sharing one namespace and workers."""
-    first = NativeStack()
-    with first as url, contextlib.ExitStack() as more:
-        shared = {"BAZAAR_NAMESPACE": first.env["BAZAAR_NAMESPACE"], "DATA_DIR": first.data_dir}
-        urls = [url] + [more.enter_context(NativeStack(shared, modules=("frontend",)))
-                        for _ in range(frontends - 1)]
+    with Stack() as first, contextlib.ExitStack() as more:
+        urls = [first.url] + [more.enter_context(Stack(first.settings, services=("frontend",),
+                                                       log_dir=first.log_dir / f"frontend-{n}")).url
+                              for n in range(frontends - 1)]
         result = {}
         for mode in ("lookup", "trade"):
             with ThreadPoolExecutor(len(urls)) as pool:
-                runs = pool.map(lambda u: loads.wrk(u, mode, connections // len(urls), seconds), urls)
+                runs = pool.map(lambda u, mode=mode: loads.wrk(u, mode, connections // len(urls), seconds), urls)
                 result[mode] = round(sum(run[mode]["rate"] for run in runs), 1)
         return result
 

@@ -20,12 +20,13 @@ import uuid
 from pathlib import Path
 
 from bench.loads import wrk
-from bench.stack import ROOT, NativeStack, free_port
-from broker import RpcClient, RpcError, Settings
+from broker import RpcClient, RpcError
 from catalog_worker.store import DEFAULT_PRICES, JOURNAL_COLUMNS, JOURNAL_SEGMENT, STOCK_COLUMNS
 from client.session import Session
+from harness.stack import ROOT, Stack, free_port
 from order_worker.store import COLUMNS as ORDER_COLUMNS
 from order_worker.store import Order, checksummed
+from runtime.settings import Settings
 
 NAMES = list(DEFAULT_PRICES)
 
@@ -142,15 +143,15 @@ def measure(trades, settings, repeats):
             for process in processes.values():
                 process.terminate()
                 process.wait(timeout=15)
-            rpc.close()
+            rpc.stop()
     return figures
 
 
 def soak(trades, settings):
     """Push ``trades`` real trades through a fresh stack with wrk; the workers' memory before and after."""
-    stack = NativeStack({"BAZAAR_NAMESPACE": settings.namespace})
-    with stack as url:
-        catalog, order = stack.processes["catalog_worker"].pid, stack.processes["order_worker"].pid
+    with Stack(env={"BAZAAR_NAMESPACE": settings.namespace}) as stack:
+        url = stack.url
+        catalog, order = stack.processes["catalog"].pid, stack.processes["order"].pid
         before = {"catalog": memory_mb(catalog), "order": memory_mb(order)}
         done, started = 0, time.monotonic()
         while done < trades:
@@ -178,7 +179,8 @@ def main(argv=None):
     print("| worker | start to first answer s | RSS MB | peak RSS MB | (one-order log: s, MB) |\n|---|--:|--:|--:|--:|")
     for service in ("catalog", "order"):
         print(f"| {service} | {full[f'{service}_start_s']:.2f} | {full[f'{service}_rss_mb']:.0f} | "
-              f"{full[f'{service}_peak_mb']:.0f} | {empty[f'{service}_start_s']:.2f}, {empty[f'{service}_rss_mb']:.0f} |")
+              f"{full[f'{service}_peak_mb']:.0f} | {empty[f'{service}_start_s']:.2f}, "
+              f"{empty[f'{service}_rss_mb']:.0f} |")
     base = empty["get_order_ms"][0]
     for number, ms in full["get_order_ms"].items():
         print(f"GET /orders/{number}: p50 {ms:.2f} ms ({ms / base:.2f}x the one-order log's {base:.2f} ms)")

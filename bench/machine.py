@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from broker.storage import AppendLog, replace_atomically
+from storage.files import AppendLog, replace_atomically
 
 
 def rabbitmq_version():

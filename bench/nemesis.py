@@ -27,13 +27,13 @@ import time
 from pathlib import Path
 
 from bench.checker import PROPERTIES, check, unavailability
-from bench.faults import small_disk
 from bench.fault_types import FAULTS
+from bench.faults import small_disk
 from bench.history import Traders
 from bench.partition import Hosts
-from bench.stack import NativeStack
-from broker.settings import Settings
 from catalog_worker.store import journal_segments
+from harness.stack import Stack
+from runtime.settings import Settings
 
 REPLICAS = 3
 QUIET = (2.0, 5.0)  # seconds between faults
@@ -41,23 +41,23 @@ RECOVERY = 60.0  # seconds a fault's end waits for trading to resume
 
 
 class Cluster:
-    """The system under test: a native stack whose order replicas each run on a host of their own,
-    with their data on a small disk of their own. ``with Cluster() as cluster:`` gives it running."""
+    """The system under test: a stack whose order replicas each run on a host of their own, with their
+    data on a small disk of their own. ``with Cluster() as cluster:`` gives it running."""
 
     def __init__(self, amqp_url=None, replicas=REPLICAS, disk_size="64m"):
         self.amqp_url = amqp_url or os.environ.get("AMQP_URL") or Settings().amqp_url
-        self.replicas = [NativeStack.replica_name(i) for i in range(replicas)]
+        self.replicas = [f"order-{i}" for i in range(replicas)]
         self.disk_size, self.disks = disk_size, {}  # replica -> the directory on its disk
         self._exit = contextlib.ExitStack()
 
     def __enter__(self):
         try:
             self.hosts = self._exit.enter_context(Hosts(len(self.replicas), self.amqp_url))
-            self._exit.callback(lambda: shutil.rmtree(self.stack.data_dir, ignore_errors=True))
-            # INFO: the replicas' logs say which one leads, and a restarted process says it serves.
-            self.stack = NativeStack({"AMQP_URL": self.amqp_url, "LOG_LEVEL": "INFO"}, replicas=len(self.replicas),
-                                     launch=self._launch)
-            self.url = self._exit.enter_context(self.stack)
+            self.stack = Stack(env={"AMQP_URL": self.amqp_url}, replicas=len(self.replicas), launch=self._launch)
+            self.data_dir = self.stack.settings.data_dir
+            self._exit.callback(shutil.rmtree, self.data_dir, ignore_errors=True)  # once the disks are gone
+            self._exit.enter_context(self.stack)
+            self.url = self.stack.url
         except BaseException:
             self._exit.close()
             raise
@@ -67,7 +67,8 @@ class Cluster:
         self._exit.close()
 
     def _launch(self, name, argv, env):
-        """A replica starts on its host, its data on its disk (mounted at its first start)."""
+        """A replica starts on its host, its data on its disk (mounted at its first start), and serves its
+        metrics (how the stack knows it is ready, and whether it leads) on its host's address."""
         if name not in self.replicas:
             return argv, env
         if name not in self.disks:
@@ -76,31 +77,27 @@ class Cluster:
                 raise OSError(f"cannot mount a small disk for {name}: {small_disk.refused}")
             self.disks[name] = disk
         host = self.host(name)
-        return self.hosts.command(host, argv), {**env, "AMQP_URL": self.hosts.amqp_url(host)}
+        address = self.hosts.addresses[host][1]
+        self.stack.metrics_urls[name] = f"http://{address}:{env['METRICS_PORT']}/metrics"
+        return self.hosts.command(host, argv), {**env, "AMQP_URL": self.hosts.amqp_url(host), "METRICS_HOST": address}
 
     def host(self, replica):
         return self.replicas.index(replica)
 
-    def leader(self, timeout=10):
-        """The running replica whose latest ``leading:`` log line is the newest (each takeover logs one)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            newest = {}
-            for name in self.replicas:
-                text = (Path(self.stack.data_dir) / f"{name}.log").read_text(errors="replace")
-                if (at := text.rfind("leading:")) >= 0 and self.stack.processes[name].poll() is None:
-                    newest[name] = text[text.rfind("\n", 0, at) + 1:][:23]  # the line's time stamp
-            if newest:
-                return max(newest, key=newest.get)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no replica leads\n{self.stack.logs()}")
-            time.sleep(0.1)
+    def leader(self):
+        return self.stack.leader()
+
+    def restart(self, name):
+        """kill -9 a service and start it again at once on its own data."""
+        self.stack.kill(name)
+        self.stack.start(name)
 
     def revive(self):
-        """Start again each process that exited by itself; return ``{name: exit status}``."""
+        """Start again each service that exited by itself; return ``{name: exit status}``."""
         exited = {name: p.returncode for name, p in self.stack.processes.items() if p.poll() is not None}
         for name in exited:
-            self.stack.restart(name)
+            self.stack.processes.pop(name)
+            self.stack.start(name)
         return exited
 
     def catch_up(self, replica, timeout=30):
@@ -133,17 +130,17 @@ class Cluster:
 
     def catalog_trades(self):
         """The catalog's last trade sequence number, from its journal."""
-        rows = [row for path in journal_segments(Path(self.stack.data_dir))
+        rows = [row for path in journal_segments(self.data_dir)
                 for row in csv.DictReader(path.read_text().splitlines())]
         return int(rows[-1]["seq"]) if rows else 0
 
     def stop(self):
         """Stop every process (the catalog last: it writes its snapshot then); return the exit statuses."""
-        order = ["frontend", *self.replicas, "catalog_worker"]
-        return {name: self.stack.stop(name) for name in order if name in self.stack.processes}
+        order = ["frontend", *self.replicas, "catalog"]
+        return {name: self.stack.stop(name)[name] for name in order if name in self.stack.processes}
 
     def stocks(self):
-        with open(Path(self.stack.data_dir) / "stock_db.csv", newline="") as f:
+        with open(self.data_dir / "stock_db.csv", newline="") as f:
             return list(csv.DictReader(f))
 
 

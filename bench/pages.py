@@ -8,9 +8,9 @@ import argparse
 import threading
 import time
 
-from bench.stack import NativeStack
 from client.session import Session
 from client.stats import percentile
+from harness.stack import Stack
 
 POLL_SECONDS = 0.5
 
@@ -39,7 +39,8 @@ def main():
     parser.add_argument("--pages", type=int, default=50)
     parser.add_argument("--lookups", type=int, default=2000)
     args = parser.parse_args()
-    with NativeStack() as url:
+    with Stack() as stack:
+        url = stack.url
         lookup_latencies(url, 200)  # warm-up: connections, cache
         for pages in (0, args.pages):
             stopping = threading.Event()

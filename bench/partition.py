@@ -10,6 +10,7 @@ Leaving the block deletes the namespaces, their veths and rules with them, and s
 a later run also removes what a killed run left (the state of each run is in STATE_DIR).
 Traffic only flows between these namespaces and loopback.
 """
+import contextlib
 import ipaddress
 import json
 import os
@@ -42,10 +43,8 @@ def free_subnets(count):
 def remove(state):
     """Undo what one run made: stop its forwarders (by their pids) and delete its namespaces."""
     for pid in state.get("forwarders", []):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)  # each forwarder leads a process group: socat forks per connection
-        except ProcessLookupError:
-            pass
     for name in state.get("namespaces", []):
         subprocess.run(["ip", "netns", "delete", name], capture_output=True)
 

@@ -1,7 +1,6 @@
-"""The shared RPC-over-RabbitMQ layer: settings, logging, message format, client and server."""
+"""The transport: RPC and events over RabbitMQ (connection, message format, client, server, events)."""
 from broker.client import RpcClient
 from broker.messages import RpcError
 from broker.server import Reply, RpcServer
-from broker.settings import Settings
 
-__all__ = ["RpcClient", "Reply", "RpcError", "RpcServer", "Settings"]
+__all__ = ["Reply", "RpcClient", "RpcError", "RpcServer"]

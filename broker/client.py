@@ -1,13 +1,18 @@
 """RPC client that many threads can share: a pool of connections, each used by one thread at a time."""
+import contextlib
 import logging
 import threading
 import time
+from typing import Any
 
+from pika import BasicProperties, BlockingConnection
 from pika.exceptions import AMQPError
 
 from broker.connection import connect
 from broker.messages import RpcError, deadline, encode, parse_reply, properties, unique_id
-from broker.metrics import RPC_CALL_DURATION, RPC_CALLS_IN_FLIGHT
+from runtime.lifecycle import Loop
+from runtime.metrics import RPC_CALL_DURATION, RPC_CALLS_IN_FLIGHT
+from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
@@ -17,16 +22,17 @@ BROKER_UNAVAILABLE = "message broker unavailable"
 class _Link:
     """A connection and channel consuming Direct Reply-to, owned by one caller at a time."""
 
-    def __init__(self, connection):
+    def __init__(self, connection: BlockingConnection) -> None:
         self.connection = connection
         self.channel = connection.channel()
         self.channel.add_on_return_callback(self._on_return)
         self.channel.basic_consume(DIRECT_REPLY_TO, self._on_reply, auto_ack=True)
-        self.call_id = self.body = None
+        self.call_id: str | None = None
+        self.body: bytes | None = None
         self.returned = False
         self.last_used = time.monotonic()
 
-    def call(self, service, queue, body, props, timeout):
+    def call(self, service: str, queue: str, body: bytes, props: BasicProperties, timeout: float) -> bytes:
         """Publish a request and pump this connection until its own reply arrives."""
         self.call_id, self.body, self.returned = props.correlation_id, None, False
         self.channel.basic_publish("", queue, body, props, mandatory=True)
@@ -43,51 +49,47 @@ class _Link:
             raise RpcError(503, f"the {service} service is unavailable")
         return self.body
 
-    def close(self):
-        try:
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # it is being thrown away anyway
             self.connection.close()
-        except Exception:  # noqa: BLE001 - it is being thrown away anyway
-            pass
 
-    def _on_reply(self, _channel, _method, props, body):
+    def _on_reply(self, _channel: Any, _method: Any, props: BasicProperties, body: bytes) -> None:
         # A late reply to a call that already timed out carries another correlation id.
         if props.correlation_id == self.call_id:
             self.body = body
 
-    def _on_return(self, _channel, _method, props, _body):
+    def _on_return(self, _channel: Any, _method: Any, props: BasicProperties, _body: bytes) -> None:
         if props.correlation_id == self.call_id:
             self.returned = True  # unroutable: the service's queue does not exist
 
 
-class RpcClient:
+class RpcClient(Loop):
     """Calls ``method`` on a service's queue and waits for the reply matched by correlation id.
 
     pika is not thread-safe, so each call borrows a connection no other thread is using and
     pumps it itself: no hand-off between threads on the hot path, and no reply queue per call
     (Direct Reply-to). The pool grows to the number of concurrent callers. A keeper thread
-    services idle connections so heartbeats flow and dead ones are dropped.
+    services idle connections so heartbeats flow and dead ones are dropped, from ``start`` to ``stop``.
     """
 
-    def __init__(self, settings, app_id, connect_patience=0.5):
+    def __init__(self, settings: Settings, app_id: str, connect_patience: float = 0.5) -> None:
+        super().__init__(f"{app_id}-rpc-keeper", daemon=True)
         self.settings, self.app_id = settings, app_id
         self.connect_patience = connect_patience
-        self._idle = []
+        self._idle: list[_Link] = []
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._keeper = threading.Thread(target=self._keep_alive, name=f"{app_id}-rpc-keeper", daemon=True)
-        self._keeper.start()
 
-    def call(self, service, method, args, timeout=None):
+    def call(self, service: str, method: str, args: dict, timeout: float | None = None) -> Any:
         """Return the reply's ``data``; raise RpcError for an error reply, 503 or 504."""
         with RPC_CALLS_IN_FLIGHT.labels(service).track_inprogress(), \
                 RPC_CALL_DURATION.labels(service, method).time():
             return self._call(service, method, args, timeout)
 
-    def _call(self, service, method, args, timeout):
+    def _call(self, service: str, method: str, args: dict, timeout: float | None) -> Any:
         timeout = timeout or self.settings.rpc_timeout
         # A call made while handling a request gets no more time than that request's caller has left.
-        if deadline.get() is not None:
-            timeout = min(timeout, deadline.get() - time.time())
+        if (ends := deadline.get()) is not None:
+            timeout = min(timeout, ends - time.time())
             if timeout <= 0:
                 log.warning("no time left to call %s on %s", method, service)
                 raise RpcError(504, f"no reply from the {service} service in time")
@@ -117,33 +119,34 @@ class RpcClient:
         self._give_back(link)
         return parse_reply(body)
 
-    def close(self):
-        """Close every idle connection and stop the keeper."""
-        self._stopping.set()
+    def stop(self) -> None:
+        """Stop the keeper and close every idle connection."""
+        super().stop()
         with self._lock:
             idle, self._idle = self._idle, []
         for link in idle:
             link.close()
 
-    def _borrow(self):
+    def _borrow(self) -> _Link:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
         try:
-            return _Link(connect(self.settings, self.app_id, self._stopping, self.connect_patience))
+            return _Link(connect(self.settings, self.app_id, self.stopping, self.connect_patience))
         except (AMQPError, OSError) as exc:
             log.warning("cannot connect to the message broker: %r", exc)
             raise RpcError(503, BROKER_UNAVAILABLE) from None
 
-    def _give_back(self, link):
+    def _give_back(self, link: _Link) -> None:
         with self._lock:
-            if not self._stopping.is_set():
+            if not self.stopping.is_set():
                 self._idle.append(link)
                 return
         link.close()
 
-    def _keep_alive(self):
-        while not self._stopping.wait(5):
+    def run(self) -> None:
+        """Service the connections idle for 5 s, so heartbeats flow and dead ones are dropped."""
+        while not self.stopping.wait(5):
             with self._lock:
                 stale = [link for link in self._idle if time.monotonic() - link.last_used > 5]
                 self._idle = [link for link in self._idle if link not in stale]

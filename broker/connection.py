@@ -1,18 +1,23 @@
 """Connecting to RabbitMQ (one node or a cluster) with bounded exponential backoff, and declaring the queues."""
 import logging
+import threading
+from typing import Any
 
 import pika
 import tenacity
 from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 
+from runtime.lifecycle import Fatal
+from runtime.settings import Settings
+
 log = logging.getLogger(__name__)
 
 
-class QueueMismatch(Exception):
+class QueueMismatch(Fatal):
     """A queue exists with other arguments than this service declares, e.g. another queue type."""
 
 
-def parameters(settings, name="admin", heartbeat=None):
+def parameters(settings: Settings, name: str = "admin", heartbeat: int | None = None) -> list[pika.URLParameters]:
     """Connection parameters for each broker in AMQP_URL, in the order they are tried; ``heartbeat``
     (seconds) replaces the broker's timeout (60 s) for a connection that must be known dead soon."""
     params = [pika.URLParameters(url) for url in settings.amqp_urls]
@@ -25,7 +30,8 @@ def parameters(settings, name="admin", heartbeat=None):
     return params
 
 
-def connect(settings, name, stopping, patience=None, heartbeat=None):
+def connect(settings: Settings, name: str, stopping: threading.Event,
+            patience: float | None = None, heartbeat: int | None = None) -> pika.BlockingConnection:
     """Open a blocking connection to the first broker that answers, retrying the whole list with
     backoff until one does, ``stopping`` is set, or ``patience`` seconds have passed."""
     params = parameters(settings, name, heartbeat)
@@ -33,18 +39,18 @@ def connect(settings, name, stopping, patience=None, heartbeat=None):
         retry=tenacity.retry_if_exception_type((AMQPConnectionError, OSError)),
         wait=tenacity.wait_exponential(multiplier=0.1, max=5),
         stop=tenacity.stop_when_event_set(stopping) | tenacity.stop_after_delay(patience or float("inf")),
-        sleep=stopping.wait,
+        sleep=stopping.wait,  # type: ignore[arg-type]  # its bool is ignored
         before_sleep=tenacity.before_sleep_log(log, logging.WARNING),
         reraise=True,
     )
     return retrying(pika.BlockingConnection, params)
 
 
-def declare_queue(channel, settings, service, single_active=False):
+def declare_queue(channel: Any, settings: Settings, service: str, single_active: bool = False) -> str:
     """Declare a service's request queue, dead-lettering rejected and expired requests;
     ``single_active`` makes RabbitMQ deliver to one consumer at a time (the others wait)."""
     queue = settings.queue(service)
-    arguments = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": settings.dead_letter_queue}
+    arguments: dict[str, Any] = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": settings.dead_letter_queue}
     if single_active:
         arguments["x-single-active-consumer"] = True
     if settings.queue_type == "quorum":
@@ -59,7 +65,7 @@ def declare_queue(channel, settings, service, single_active=False):
     return queue
 
 
-def _declare(channel, queue, arguments):
+def _declare(channel: Any, queue: str, arguments: dict[str, Any]) -> None:
     try:
         channel.queue_declare(queue, durable=True, arguments=arguments)
     except ChannelClosedByBroker as exc:

@@ -1,37 +1,33 @@
-"""Events: a topic exchange per namespace that workers publish to and anyone may watch.
-
-``stock.changed`` is a public contract (see README and docs/design.md): routing key
-``stock.<name>``, AMQP ``type`` ``stock.changed``, JSON body
-``{"name", "price", "quantity", "trading_volume", "seq"}``, where ``seq`` is the catalog's
-sequence number of the trade that produced this state.
-"""
+"""Events: a topic exchange per namespace that workers publish to and anyone may watch, and the
+Subscriber that hands them to its listeners."""
 import json
 import logging
-import threading
+from typing import Any, Protocol
 
-from pika.exceptions import AMQPError
+from pika import BlockingConnection
 
-from broker.connection import connect
-from broker.messages import Publication, encode, properties
+from broker.consumer import Consumer
+from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
-STOCK_CHANGED = "stock.changed"
-STOCK_FIELDS = ("name", "price", "quantity", "trading_volume", "seq")
 
 
-def declare_exchange(channel, settings):
+class Listener(Protocol):
+    """What an event source tells: each event, and when it (re)connects or loses its connection."""
+
+    def on_event(self, kind: str, event: dict) -> None: ...
+
+    def on_connected(self) -> None: ...
+
+    def on_disconnected(self) -> None: ...
+
+
+def declare_exchange(channel: Any, settings: Settings) -> None:
     channel.exchange_declare(settings.events_exchange, "topic", durable=True)
 
 
-def stock_changed(settings, app_id, stock):
-    """The event announcing ``stock`` (a mapping with STOCK_FIELDS) as it is after a trade."""
-    body = {key: stock[key] for key in STOCK_FIELDS}
-    return Publication(settings.events_exchange, f"stock.{stock['name']}", encode(body),
-                       properties(app_id, STOCK_CHANGED))
-
-
-class Subscriber:
-    """Hands events to ``on_event(type, body)`` from a thread of its own, reconnecting with backoff.
+class Subscriber(Consumer):
+    """Hands events to each of ``listeners`` from a thread of its own, reconnecting with backoff.
 
     The queue is exclusive, auto-deleted and server-named: every subscriber gets each event once,
     and nothing piles up while it is away, so it misses what is published while disconnected.
@@ -40,59 +36,26 @@ class Subscriber:
     Binding keys default to every stock (``stock.#``: a name may contain dots).
     """
 
-    def __init__(self, settings, name, on_event, on_connected=None, on_disconnected=None,
-                 keys=("stock.#",)):
-        self.settings, self.name, self.keys = settings, name, keys
-        self.on_event = on_event
-        self.on_connected = on_connected or (lambda: None)
-        self.on_disconnected = on_disconnected or (lambda: None)
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._consuming = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+    def __init__(self, settings: Settings, name: str, keys: tuple[str, ...] = ("stock.#",)) -> None:
+        super().__init__(settings, name)
+        self.keys = keys
+        self.listeners: list[Listener] = []
 
-    def start(self):
-        self._thread.start()
-        return self
+    def subscribe(self, connection: BlockingConnection) -> None:
+        channel = connection.channel()
+        declare_exchange(channel, self.settings)
+        queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        for key in self.keys:
+            channel.queue_bind(queue, self.settings.events_exchange, key)
+        channel.basic_consume(queue, self._on_message, auto_ack=True)
+        for listener in self.listeners:
+            listener.on_connected()
 
-    def stop(self):
-        """Stop consuming and close the connection."""
-        with self._lock:
-            self._stopping.set()
-            if self._consuming:
-                connection, channel = self._consuming
-                connection.add_callback_threadsafe(channel.stop_consuming)
-        self._thread.join(timeout=10)
+    def disconnected(self) -> None:
+        for listener in self.listeners:
+            listener.on_disconnected()
 
-    def _run(self):
-        while not self._stopping.is_set():
-            try:
-                connection = connect(self.settings, self.name, self._stopping)
-            except (AMQPError, OSError):
-                return  # only reraised once stopping
-            try:
-                channel = connection.channel()
-                declare_exchange(channel, self.settings)
-                queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-                for key in self.keys:
-                    channel.queue_bind(queue, self.settings.events_exchange, key)
-                channel.basic_consume(queue, self._on_message, auto_ack=True)
-                with self._lock:
-                    if self._stopping.is_set():
-                        break
-                    self._consuming = connection, channel
-                self.on_connected()
-                channel.start_consuming()
-            except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
-                log.warning("lost the events connection: %r", exc)
-            finally:
-                with self._lock:
-                    self._consuming = None
-                self.on_disconnected()
-                if connection.is_open:
-                    connection.close()
-
-    def _on_message(self, _channel, _method, props, body):
+    def _on_message(self, _channel: Any, _method: Any, props: Any, body: bytes) -> None:
         try:
             event = json.loads(body)
             if not isinstance(event, dict):
@@ -100,4 +63,5 @@ class Subscriber:
         except ValueError as exc:
             log.warning("dropping malformed event %r from %s: %s", body[:200], props.app_id, exc)
             return
-        self.on_event(props.type, event)
+        for listener in self.listeners:
+            listener.on_event(props.type, event)

@@ -4,21 +4,22 @@ import itertools
 import json
 import time
 import uuid
-from typing import NamedTuple
+from collections.abc import Container
+from typing import Any, NamedTuple
 
 import pika
 
-from broker.logs import request_id
+from runtime.logs import request_id
 
 JSON = "application/json"
 # When the caller of the request being handled stops waiting (epoch seconds; None outside requests).
-deadline = contextvars.ContextVar("deadline", default=None)
+deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
 # Ids made here (request, correlation and message ids): random per process, then counted, since
 # uuid4 costs a system call each time; several per trade showed in py-spy.
 _PROCESS_ID, _COUNTER = uuid.uuid4().hex[:16], itertools.count()
 
 
-def unique_id():
+def unique_id() -> str:
     """An id no other process makes: 32 hex digits."""
     return f"{_PROCESS_ID}{next(_COUNTER):016x}"
 
@@ -26,11 +27,11 @@ def unique_id():
 class RpcError(Exception):
     """An error reply: ``code`` is the HTTP status the frontend answers with."""
 
-    def __init__(self, code, message):
+    def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code, self.message = code, message
 
-    def envelope(self):
+    def envelope(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}}
 
 
@@ -46,18 +47,18 @@ class BadMessage(Exception):
     """A delivery that is not a well-formed RPC request."""
 
 
-def encode(obj):
+def encode(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def properties(app_id, method, **extra):
+def properties(app_id: str, method: str, **extra: Any) -> pika.BasicProperties:
     """AMQP properties that make a message legible in the management UI."""
     return pika.BasicProperties(
         content_type=JSON, app_id=app_id, type=method, timestamp=int(time.time()),
         headers={"request_id": request_id.get()}, **extra)
 
 
-def parse_request(props, body, methods):
+def parse_request(props: pika.BasicProperties, body: bytes, methods: Container[str]) -> tuple[str, dict]:
     """Return ``(method, args)`` of a request, or raise BadMessage saying what is wrong."""
     if not props.reply_to:
         raise BadMessage("no reply_to")
@@ -72,7 +73,7 @@ def parse_request(props, body, methods):
     return props.type, args
 
 
-def parse_reply(body):
+def parse_reply(body: bytes) -> Any:
     """Return the ``data`` of a reply envelope, or raise its error as RpcError."""
     try:
         reply = json.loads(body)

@@ -1,10 +1,11 @@
 """Run the catalog worker: ``python -m catalog_worker``."""
 from broker import RpcServer
-from broker.logs import setup_logging
-from broker.server import serve_until_signalled
-from broker.settings import settings_from_cli
 from catalog_worker.service import SERVICE, CatalogService
 from catalog_worker.store import CatalogStore
+from runtime.lifecycle import Supervisor
+from runtime.logs import setup_logging
+from runtime.metrics import MetricsServer
+from runtime.settings import settings_from_cli
 
 
 def main(argv=None):
@@ -13,10 +14,9 @@ def main(argv=None):
     store = CatalogStore(settings.data_dir, settings.idempotency_window, settings.idempotency_keys,
                          settings.journal_segment_trades)
     service = CatalogService(store, settings)
-    try:
-        serve_until_signalled(RpcServer(settings, SERVICE, service.handlers, settings.catalog_threads))
-    finally:
-        store.close()
+    # Stopped in reverse: the server finishes the requests in hand before the store's last checkpoint.
+    Supervisor([store, MetricsServer(settings),
+                RpcServer(settings, SERVICE, service.handlers, settings.catalog_threads)]).run()
 
 
 if __name__ == "__main__":

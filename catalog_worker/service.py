@@ -1,7 +1,8 @@
 """The catalog's RPC methods."""
-from broker import Reply, events
+from broker import Reply
 from broker.messages import RpcError
-from broker.orders import parse_int, parse_trade
+from trading.orders import parse_int, parse_trade
+from trading.stocks import stock_changed
 
 SERVICE = "catalog"
 
@@ -29,7 +30,7 @@ class CatalogService:
         # The stock as it is now: after this trade or a later one, with that trade's seq. A repeated
         # trade id announces it again, which is harmless and covers an event lost with a reply.
         stock = self.store.lookup(trade.name)._asdict()
-        return Reply(trade._asdict(), (events.stock_changed(self.settings, SERVICE, stock),))
+        return Reply(trade._asdict(), (stock_changed(self.settings, SERVICE, stock),))
 
     def list(self, args):
         """Every stock with its trading volume and ``seq``, for the frontend's stock board."""

@@ -7,8 +7,9 @@ import time
 from typing import NamedTuple
 
 from broker import RpcError
-from broker.storage import AppendLog, iter_rows, read_table, replace_atomically
-from broker.window import KeyWindow
+from runtime.lifecycle import Loop
+from storage.files import AppendLog, DiskFull, iter_rows, read_table, replace_atomically
+from storage.window import KeyWindow
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,12 @@ def journal_segments(data_dir):
     return sorted(data_dir.glob(JOURNAL_SEGMENT.replace("{:012d}", "*")))
 
 
-class CatalogStore:
+class CatalogStore(Loop):
     """Lookups and atomic trades over the catalog, deduplicated by trade id within a window.
 
-    A trade is durable once its journal line is fsynced. A background thread then checkpoints,
-    at most once a second and at close: it writes the snapshot (stocks plus the sequence number
-    they include) atomically, starts a new journal segment once the current one holds
+    A trade is durable once its journal line is fsynced. A thread of its own (from ``start`` to
+    ``stop``) then checkpoints, at most once a second, and ``stop`` once more: it writes the snapshot
+    (stocks plus the sequence number they include) atomically, starts a new journal segment once the current one holds
     ``segment_trades`` trades, and deletes segments that are both in the snapshot and older than
     the idempotency window. Start-up reads the snapshot and the remaining segments, applying only
     the lines after the snapshot; each step leaves files a restart can read, whenever it is killed.
@@ -61,6 +62,7 @@ class CatalogStore:
     """
 
     def __init__(self, data_dir, window_seconds=24 * 3600, window_keys=500_000, segment_trades=100_000):
+        super().__init__("checkpoint", daemon=True)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir, self.window_keys, self.segment_trades = data_dir, window_keys, segment_trades
         self.csv_path = data_dir / "stock_db.csv"
@@ -81,9 +83,6 @@ class CatalogStore:
         self._lock = threading.Lock()
         self._dirty = threading.Event()
         self._dirty.set()  # fold what was replayed into the snapshot
-        self._closing = threading.Event()
-        self._checkpoints = threading.Thread(target=self._checkpoint_when_dirty, name="checkpoint", daemon=True)
-        self._checkpoints.start()
 
     def lookup(self, name):
         """The stock called ``name``; raise a 404 RpcError if there is none."""
@@ -106,7 +105,7 @@ class CatalogStore:
             trade = Trade(self._seq + 1, trade_id, stock.name, sys.intern(order_type), quantity)
             after = stock._replace(quantity=stock.quantity + change,
                                    trading_volume=stock.trading_volume + quantity, seq=trade.seq)
-            # The journal line is the commit point (a full disk raises 507 here, changing nothing).
+            # The journal line is the commit point (a full disk raises DiskFull here, changing nothing).
             self._journal.append((*trade, after.quantity, after.trading_volume))
             self._seq, self._segment_trades = trade.seq, self._segment_trades + 1
             self._stocks[name] = after
@@ -135,20 +134,18 @@ class CatalogStore:
                 self._journal, self._segment_trades = journal, 0
         replace_atomically(self.csv_path, STOCK_COLUMNS, [(*stock[:4], seq) for stock in stocks])
         segments = journal_segments(self.data_dir)
-        for path, following in zip(segments, segments[1:]):
+        for path, following in itertools.pairwise(segments):
             last_seq = int(following.stem.rpartition("-")[2]) - 1
             if last_seq > min(seq, self._seq - self.window_keys):
                 break
             path.unlink()
 
-    def close(self):
+    def stop(self):
         """Stop the checkpoint thread, write the final checkpoint and close the journal."""
-        self._closing.set()
-        self._dirty.set()
-        self._checkpoints.join()
+        super().stop()
         try:
             self.checkpoint()
-        except RpcError:
+        except DiskFull:
             log.warning("final snapshot not written (disk full); the journal holds every trade")
         self._journal.close()
 
@@ -167,16 +164,20 @@ class CatalogStore:
             lines += 1
         return lines
 
-    def _checkpoint_when_dirty(self):
+    def wake(self):
+        self._dirty.set()
+
+    def run(self):
+        """Checkpoint whenever trades were applied, at most once a second."""
         while True:
             self._dirty.wait()
             self._dirty.clear()
-            if self._closing.is_set():
+            if self.stopping.is_set():
                 return
             try:
                 self.checkpoint()
-            except RpcError:
+            except DiskFull:
                 self._dirty.set()  # the disk is full (logged once by storage): try again later
             # At most one checkpoint a second: its fsyncs would otherwise queue up behind, and
             # delay, the journal fsyncs of the trades that follow.
-            self._closing.wait(SNAPSHOT_INTERVAL)
+            self.stopping.wait(SNAPSHOT_INTERVAL)

@@ -6,11 +6,12 @@ import multiprocessing
 import random
 import sys
 import time
+from typing import Any
 
 from client.stats import aggregate, format_table
 from client.trader import DEFAULT_STOCKS, play
 
-_counter = None  # loops done, shared by the session processes
+_counter: Any = None  # loops done, shared by the session processes (a multiprocessing.Value)
 
 
 def _init(counter):

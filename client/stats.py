@@ -15,7 +15,7 @@ def percentile(sorted_values, q):
 def summarise(records):
     """Merge one request type's records from several sessions into count, rate, errors and latency (ms)."""
     latencies = sorted(ms for record in records for ms in record["latencies"])
-    statuses = {}
+    statuses: dict[str, int] = {}
     for record in records:
         for code, n in record["statuses"].items():
             statuses[code] = statuses.get(code, 0) + n

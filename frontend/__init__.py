@@ -6,33 +6,31 @@ import time
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
-from broker import RpcClient, Settings
-from broker.logs import request_id
 from broker.messages import unique_id
-from broker.metrics import HTTP_DURATION, HTTP_REQUESTS
 from frontend import health, page, routes
 from frontend.board import StockBoard
-from frontend.cache import LookupCache, watch
+from frontend.cache import EventViews, LookupCache
+from runtime.logs import request_id
+from runtime.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 log = logging.getLogger(__name__)
 REQUEST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
-def create_app(settings=None, rpc=None):
-    """Build the Flask app; ``rpc`` defaults to an RpcClient on the configured broker.
+def create_app(settings, rpc, events):
+    """Build the Flask app on an RPC client (``call``) and an event source (``listeners``), which
+    the caller starts and stops: an RpcClient and a Subscriber, or test doubles.
 
-    A Subscriber keeps the stock board and the lookup cache (unless CACHE_SIZE is 0) fresh;
-    stop it with ``app.extensions["events"].stop()``."""
-    settings = settings or Settings.from_env()
+    The event source keeps the stock board and the lookup cache (unless CACHE_SIZE is 0) fresh."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # An OPTIONS answer would be an empty text/html 200; every response here is JSON.
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
-    app.json.sort_keys = False
-    app.extensions["rpc"] = rpc or RpcClient(settings, "frontend")
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # the default provider has it
+    app.extensions["rpc"] = rpc
     app.extensions["cache"] = cache = LookupCache(settings.cache_size)
     app.extensions["board"] = board = StockBoard()
-    app.extensions["events"] = watch(settings, board, cache)
+    events.listeners.append(EventViews(board, cache))
     app.register_blueprint(routes.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(page.bp)

@@ -1,23 +1,20 @@
 """Serve the frontend with waitress: ``python -m frontend``."""
-from broker.logs import setup_logging
-from broker.settings import settings_from_cli
-from broker.signals import StopSignal
+from broker import RpcClient
+from broker.events import Subscriber
 from frontend import create_app
-from frontend.server import create_server, serve
+from frontend.server import HttpServer
+from runtime.lifecycle import Supervisor
+from runtime.logs import setup_logging
+from runtime.settings import settings_from_cli
 
 
 def main(argv=None):
     settings = settings_from_cli("frontend", "Stock Bazaar frontend: the HTTP API.", argv)
     setup_logging("frontend", settings.log_level)
-    stop_signal = StopSignal()
-    app = create_app(settings)
-    try:
-        # A request in hand waits at most one RPC timeout for its reply.
-        serve(create_server(app, settings), stop_signal, grace=settings.rpc_timeout + 1)
-    finally:
-        app.extensions["rpc"].close()
-        if "events" in app.extensions:
-            app.extensions["events"].stop()
+    rpc, events = RpcClient(settings, "frontend"), Subscriber(settings, "frontend-events")
+    app = create_app(settings, rpc, events)
+    # Stopped in reverse: the HTTP server lets the requests in hand finish before their RPC client goes.
+    Supervisor([rpc, events, HttpServer(app, settings)]).run()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import hashlib
 import json
 import threading
 
-from broker import events
+from trading.stocks import STOCK_FIELDS, parse_stock_changed
 
 BOARD_FIELDS = ("name", "price", "quantity", "trading_volume")
 
@@ -52,19 +52,18 @@ class StockBoard:
 
     def on_event(self, kind, event):
         """Apply a stock.changed event; anything else or malformed is ignored."""
-        if kind != events.STOCK_CHANGED or not set(events.STOCK_FIELDS) <= event.keys():
-            return
-        if not isinstance(event["name"], str) or type(event["seq"]) is not int:
+        stock = parse_stock_changed(kind, event)
+        if stock is None:
             return
         with self._lock:
-            if self._keep_newest(event) and self._listing is not None:
+            if self._keep_newest(stock) and self._listing is not None:
                 self._listing = render(self._stocks.values())
 
     def _keep_newest(self, stock):
         known = self._stocks.get(stock["name"])
         if known is not None and known["seq"] >= stock["seq"]:
             return False
-        self._stocks[stock["name"]] = {key: stock[key] for key in events.STOCK_FIELDS}
+        self._stocks[stock["name"]] = {key: stock[key] for key in STOCK_FIELDS}
         return True
 
 

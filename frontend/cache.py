@@ -2,8 +2,8 @@
 import threading
 from collections import OrderedDict
 
-from broker import events
-from broker.metrics import CACHE_HITS, CACHE_MISSES
+from runtime.metrics import CACHE_HITS, CACHE_MISSES
+from trading.stocks import parse_stock_changed
 
 LOOKUP_FIELDS = ("name", "price", "quantity")
 
@@ -70,27 +70,26 @@ class LookupCache:
 
     def on_event(self, kind, event):
         """Apply a stock.changed event; anything else or malformed is ignored."""
-        if kind != events.STOCK_CHANGED:
-            return
-        try:
-            name, seq = event["name"], event["seq"]
-            answer = {key: event[key] for key in LOOKUP_FIELDS}
-        except KeyError:
-            return
-        if isinstance(name, str) and type(seq) is int:
-            self.changed(name, seq, answer)
+        stock = parse_stock_changed(kind, event)
+        if stock is not None:
+            self.changed(stock["name"], stock["seq"], {key: stock[key] for key in LOOKUP_FIELDS})
 
 
-def watch(settings, *views):
-    """A started Subscriber that keeps each view (``on_event``, ``reset``) of the catalog fresh,
-    trusting it only while connected."""
-    def on_event(kind, event):
-        for view in views:
+class EventViews:
+    """The views of the catalog (``on_event``, ``reset``) an event source keeps fresh: a listener
+    that trusts them only while the source is connected."""
+
+    def __init__(self, *views):
+        self.views = views
+
+    def on_event(self, kind, event):
+        for view in self.views:
             view.on_event(kind, event)
 
-    def reset(enabled):
-        for view in views:
-            view.reset(enabled)
+    def on_connected(self):
+        for view in self.views:
+            view.reset(True)
 
-    return events.Subscriber(settings, "frontend-events", on_event,
-                             on_connected=lambda: reset(True), on_disconnected=lambda: reset(False)).start()
+    def on_disconnected(self):
+        for view in self.views:
+            view.reset(False)

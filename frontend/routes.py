@@ -64,7 +64,7 @@ def place_order():
 @bp.get("/orders/<number>")
 @bp.get("/order/<number>")
 def query_order(number):
-    # Decimal digits only: int() alone also takes " 1", "+1", "1_0" and non-ASCII digits such as "١".
+    # Decimal digits only: int() alone also takes " 1", "+1", "1_0" and non-ASCII digits such as "١".  # noqa: RUF003
     try:
         if not ORDER_NUMBER.fullmatch(number):
             raise ValueError

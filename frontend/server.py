@@ -1,10 +1,12 @@
 """Serve the app with waitress, sized so that idle or stalled connections cannot lock others out."""
 import logging
 import resource
+from typing import Any
 
 import waitress
 
 from frontend.eventloop import ChannelMap, EventLoop
+from runtime.lifecycle import Loop
 
 log = logging.getLogger(__name__)
 SPARE_FILES = 100  # for the broker connections, logs and imports
@@ -44,13 +46,33 @@ def create_server(app, settings):
         channel_request_lookahead=1)
 
 
-def serve(server, stop_signal, grace):
-    """Serve until ``stop_signal`` arrives, then let requests being handled finish (``grace`` s at most)."""
-    log.info("serving on http://%s:%s", server.effective_host, server.effective_port)
-    # waitress's own run() loops until SystemExit; this loop looks for the stop after every pass.
-    loop = EventLoop(server)
-    while not stop_signal.wait(0):
-        loop.poll(server.adj.asyncore_loop_timeout)
-    loop.close()
-    server.task_dispatcher.shutdown(timeout=grace)
-    server.close()
+class HttpServer(Loop):
+    """Serves ``app`` with waitress, its event loop in a thread of its own (frontend/eventloop.py).
+
+    ``stop`` ends the loop, then lets the requests being handled finish: at most one RPC timeout
+    and a second, since a request in hand waits at most one RPC timeout for its reply.
+    """
+
+    def __init__(self, app, settings):
+        super().__init__("http")
+        self.app, self.settings = app, settings
+        self._server: Any = None
+
+    def start(self, on_failure=None):
+        self._server = create_server(self.app, self.settings)
+        log.info("serving on http://%s:%s", self._server.effective_host, self._server.effective_port)
+        super().start(on_failure)
+
+    def run(self):
+        # waitress's own run() loops until SystemExit; this loop looks for the stop after every pass.
+        loop = EventLoop(self._server)
+        while not self.stopping.is_set():
+            loop.poll(self._server.adj.asyncore_loop_timeout)
+        loop.close()
+
+    def stop(self):
+        super().stop()
+        if self._server is not None:
+            self._server.task_dispatcher.shutdown(timeout=self.settings.rpc_timeout + 1)
+            self._server.close()
+            self._server = None

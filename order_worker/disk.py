@@ -13,9 +13,9 @@ import threading
 import time
 
 from broker.messages import RpcError
-from broker.metrics import ORDER_LOG_WRITABLE, STORAGE_FAULTS
-from broker.storage import DISK_FULL_MESSAGE
 from order_worker.store import RESERVE_BYTES
+from runtime.metrics import ORDER_LOG_WRITABLE, STORAGE_FAULTS
+from storage.files import DISK_FULL_MESSAGE, DiskFull
 
 log = logging.getLogger(__name__)
 KINDS = {errno.ENOSPC: "full", errno.EDQUOT: "full", errno.EIO: "io", errno.EROFS: "read-only"}
@@ -52,10 +52,8 @@ class DiskHealth:
         try:
             yield
         except OSError as exc:
-            raise self.report(KINDS.get(exc.errno, "io"), f"{what} failed: {exc.strerror or exc}") from exc
-        except RpcError as exc:
-            if exc.code != 507:
-                raise
+            raise self.report(KINDS.get(exc.errno or 0, "io"), f"{what} failed: {exc.strerror or exc}") from exc
+        except DiskFull:
             raise self.report("full", f"{what} failed: the disk is full") from None
         finally:
             self._writing_since = None

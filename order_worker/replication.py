@@ -7,22 +7,25 @@ publishing it with the number it expects, and answers only once its own reader h
 an entry that lost a race (a zombie ex-leader's, or one out of turn) is refused by every replica
 alike, the leader included, so nothing reaches a CSV that is not in the stream at that place.
 """
-import contextlib
 import json
 import logging
 import os
 import threading
 import time
 from concurrent.futures import Future
+from typing import Any
 
 import pika
-from pika.exceptions import AMQPError, ChannelClosedByBroker
+from pika.exceptions import ChannelClosedByBroker
 
-from broker.connection import connect
+from broker.consumer import ROUND, Consumer
 from broker.messages import RpcError, deadline, unique_id
 from broker.server import StepDown
 from order_worker.disk import DiskHealth, StorageFault
 from order_worker.store import Corrupt, Order
+from runtime.lifecycle import Fatal, Loop
+from runtime.metrics import ORDER_LEADING
+from storage.files import DiskFull
 
 log = logging.getLogger(__name__)
 STREAM = "orders"
@@ -42,27 +45,34 @@ def stream_is_gone(exc):
     return exc.reply_code == 404 and "no queue" in exc.reply_text
 
 
-class Diverged(Exception):
+class Diverged(Fatal):
     """The order log holds a different order than the stream at the same number."""
 
 
-class ReplicatedLog:
-    """An OrderLog kept equal to the stream: ``run`` reads it, ``lead`` and ``record`` write it.
+class ReplicatedLog(Consumer):
+    """An OrderLog kept equal to the stream: it reads the stream in a thread of its own (from
+    ``start`` to ``stop``), ``lead`` and ``record`` write it; a Diverged log is its failure.
 
     Reads (``get``, ``find``, ``seq_floor``) answer from the local log. A replica becomes the
     writer with ``lead``: it publishes a sync marker and waits until its reader reaches it, so
-    it has read everything any earlier leader wrote before it numbers anything itself.
+    it has read everything any earlier leader wrote before it numbers anything itself. A leader
+    whose disk fails (``disk``) stops leading and calls ``on_step_down()``, so that the order
+    queue goes to another replica.
     """
 
+    retry_pause = 0.2
+
     def __init__(self, settings, orders):
-        self.settings, self.orders = settings, orders
+        super().__init__(settings, f"order-{settings.replica_id}.stream")
+        self.orders = orders
         self.stream = settings.queue(STREAM)
         self._position_file = settings.data_dir / "stream_position"
+        self._position, self._next, self._last_id = 0, 0, None  # the stream's start, until read from the file
         self._resume_from_saved_position()
         self.disk = DiskHealth(settings.data_dir, settings.fsync_limit)
-        self._on_step_down = None  # called when this replica, leading, stops because of its disk
+        self.on_step_down: Any = None  # called when this replica, leading, stops because of its disk
         self._lock = threading.RLock()  # guards the fields below, shared by handlers and the reader
-        self._link = None  # (connection, channel) of the reader, which also publishes
+        self._link: tuple[Any, Any] | None = None  # (connection, channel) of the reader, which also publishes
         self._connected = threading.Event()
         self._wake = threading.Event()  # cuts a follower's round short when this replica publishes
         self._first_delivery, self._last_tag = False, None  # of the reader's subscription, unacked
@@ -73,7 +83,6 @@ class ReplicatedLog:
         self._leading = False
         self._proposed = 0  # the number the next proposal gets
         self._lead_lock = threading.Lock()
-        self.diverged = None
 
     def get(self, number):
         return self.orders.get(number)
@@ -93,7 +102,7 @@ class ReplicatedLog:
         """Step down (StepDown) if the disk is too full to log a trade."""
         try:
             self.orders.require_space()
-        except RpcError:
+        except DiskFull:
             # A replica handling a trade is the active consumer (made so by ``lead``, which refuses
             # while the disk has a fault): it steps down, and this request goes to the next in line.
             fault = self.disk.report("full", "the disk has less room than a trade needs")
@@ -108,6 +117,7 @@ class ReplicatedLog:
         """Stop numbering until the next ``lead``, which reads the stream to its end first."""
         with self._lock:
             self._leading = False
+            ORDER_LEADING.set(0)
 
     def lead(self):
         """Make this replica the writer, if it is not already: catch up to the end of the stream."""
@@ -119,6 +129,7 @@ class ReplicatedLog:
             next_number = self._wait(self._publish(SYNC, b"{}"), "reading the order stream to its end")
             with self._lock:
                 self._proposed, self._leading = next_number, True
+                ORDER_LEADING.set(1)
             log.info("leading: the next transaction number is %d", next_number)
 
     def record(self, trade_id, name, order_type, quantity, catalog_seq, take_lead=True):
@@ -146,76 +157,63 @@ class ReplicatedLog:
             self.resign()
         raise RpcError(503, "the order log changed leader during the trade; retry it")
 
-    def run(self, stopping, on_diverged=None, on_step_down=None):
-        """Read the stream into the order log until ``stopping`` is set, reconnecting as needed;
-        if the log cannot follow the stream any more, stop and call ``on_diverged(reason)``. A leader
-        whose disk fails calls ``on_step_down()`` (another replica should get the requests)."""
-        self._on_step_down = on_step_down
-        while not stopping.is_set() and not self.diverged:
-            try:
-                connection = connect(self.settings, f"order-{self.settings.replica_id}.stream", stopping)
-            except (AMQPError, OSError):
-                return  # only reraised once stopping
-            try:
-                channel = self._declare_stream(connection)
-                if self._position:
-                    self._check_length(connection)
-                channel.add_on_cancel_callback(self._on_cancelled)
-                channel.basic_qos(prefetch_count=READ_AHEAD)
-                self._first_delivery, self._last_tag = True, None
-                channel.basic_consume(self.stream, self._on_entry,
-                                      arguments={"x-stream-offset": self._resume_offset()})
-                with self._lock:
-                    self._link = connection, channel
-                    self._connected.set()
-                while not stopping.is_set():
-                    self._wake.clear()
-                    connection.process_data_events(time_limit=0.2)  # applies every entry that arrived
-                    self._commit()
-                    if self._last_tag is not None:  # one ack for the round: a stream's acks are only credit
-                        channel.basic_ack(self._last_tag, multiple=True)
-                        self._last_tag = None
-                    if not self._leading and not self._waiters:  # nothing of its own in flight
-                        self._wake.wait(FOLLOWER_ROUND)
-            except Diverged as exc:
-                log.critical("%s: this replica stops applying the stream", exc)
-                self.diverged = str(exc)
-            except StorageFault as fault:
-                self._recover(fault, stopping)
-            except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
-                log.warning("lost the order stream: %r", exc)
-                stopping.wait(0.2)
-            finally:
-                self._disconnect(StepDown(str(self.disk.fault)) if self.disk.fault else
-                                 RpcError(503, "lost the connection to the order stream"))
-                if connection.is_open:
-                    # Closing nacks the entries still in flight, which a stream refuses by closing
-                    # the connection: that is the end wanted anyway.
-                    with contextlib.suppress(AMQPError):
-                        connection.close()
-        if self.diverged and on_diverged:
-            on_diverged(self.diverged)
+    def subscribe(self, connection):
+        channel = self._declare_stream(connection)
+        if self._position:
+            self._check_length(connection)
+        channel.add_on_cancel_callback(self._on_cancelled)
+        channel.basic_qos(prefetch_count=READ_AHEAD)
+        self._first_delivery, self._last_tag = True, None
+        channel.basic_consume(self.stream, self._on_entry, arguments={"x-stream-offset": self._resume_offset()})
+        with self._lock:
+            self._link = connection, channel
+            self._connected.set()
 
-    def watch_disk(self, stopping):
-        """Step down while leading if a write of the log stalls (the reader is stuck in it)."""
-        while not stopping.wait(0.2):
-            if self._leading and (fault := self.disk.stalled()):
-                self._stand_down(fault)
+    def pump(self, connection):
+        """One round: apply every entry that arrived, fsync them at once, then ack the round."""
+        self._wake.clear()
+        try:
+            connection.process_data_events(time_limit=ROUND)
+            self._commit()
+        except StorageFault as fault:
+            self._recover(fault)
+            raise  # reconnects, reading on from the saved position
+        if self._last_tag is not None:  # one ack for the round: a stream's acks are only credit
+            assert self._link is not None  # set by subscribe, on this thread
+            _, channel = self._link
+            channel.basic_ack(self._last_tag, multiple=True)
+            self._last_tag = None
+        if not self._leading and not self._waiters:  # nothing of its own in flight
+            self._wake.wait(FOLLOWER_ROUND)
+
+    def fail(self, reason):
+        log.critical("%s: this replica stops applying the stream", reason)
+        super().fail(reason)
+
+    def disconnected(self):
+        self._disconnect(StepDown(str(self.disk.fault)) if self.disk.fault else
+                         RpcError(503, "lost the connection to the order stream"))
+
+    def check_disk(self):
+        """Step down while leading if a write of the log has stalled (the reader is stuck in it)."""
+        if self._leading and (fault := self.disk.stalled()):
+            self._stand_down(fault)
 
     def _stand_down(self, fault):
         """Stop leading because of a storage fault: every writer waiting hears StepDown, and a leader
         gives up the order queue so that a standby takes its requests; return whether it led."""
         with self._lock:
             was_leading, self._leading = self._leading, False
+            ORDER_LEADING.set(0)
             waiting = [*self._waiters.values(), *(waiter for waiter, _ in self._applied)]
         for waiter in waiting:
             if not waiter.done():
                 waiter.set_exception(StepDown(str(fault)))
-        if was_leading and self._on_step_down:
-            self._on_step_down()
+        if was_leading and self.on_step_down:
+            self.on_step_down()
         return was_leading
 
-    def _recover(self, fault, stopping):
+    def _recover(self, fault):
         """After a failed write: stand down, forget what is not durable, and read on from the last
         saved position once the disk takes writes again (probed every PROBE_EVERY seconds)."""
         self._stand_down(fault)
@@ -223,7 +221,7 @@ class ReplicatedLog:
         self.orders.reload()
         self._resume_from_saved_position()
         while not self.disk.probe():
-            if stopping.wait(PROBE_EVERY):
+            if self.stopping.wait(PROBE_EVERY):
                 return
 
     def _declare_stream(self, connection):
@@ -252,9 +250,10 @@ class ReplicatedLog:
 
     def _publish(self, kind, body):
         """Append an entry to the stream (from the reader's thread); return the Future of its outcome."""
-        if self.diverged:
+        if self.failure:
             raise RpcError(503, "this order replica cannot follow the order stream")  # why: in its log
-        outcome, message_id = Future(), unique_id()
+        outcome: Future = Future()
+        message_id = unique_id()
         self._connected.wait(_time_left(self.settings.rpc_timeout))
         with self._lock:
             if self._link is None:
@@ -402,11 +401,24 @@ class ReplicatedLog:
     def _disconnect(self, error):
         with self._lock:
             self._link, self._leading = None, False
+            ORDER_LEADING.set(0)
             self._connected.clear()
             waiters, self._waiters = self._waiters, {}
         for waiter in waiters.values():
             if not waiter.done():  # one told to step down already
                 waiter.set_exception(error)
+
+
+class DiskWatch(Loop):
+    """Looks every 0.2 s whether a replica's log write has stalled (``ReplicatedLog.check_disk``)."""
+
+    def __init__(self, replicated):
+        super().__init__("disk-watch", daemon=True)
+        self.replicated = replicated
+
+    def run(self):
+        while not self.stopping.wait(0.2):
+            self.replicated.check_disk()
 
 
 def _now_ms():

@@ -3,7 +3,8 @@ import logging
 import threading
 
 from broker import RpcError
-from broker.orders import parse_int, parse_trade
+from runtime.lifecycle import Loop
+from trading.orders import parse_int, parse_trade
 
 log = logging.getLogger(__name__)
 SERVICE = "order"
@@ -75,21 +76,33 @@ class OrderService:
                     return
                 log.warning("reconciled trade %s as transaction %d", t["trade_id"], order.number)
 
-    def reconcile_when_uncertain(self, stopping):
-        """Reconcile at start, after every catalog call whose outcome is unknown, and every
-        RECONCILE_EVERY seconds for a catalog commit that came later than its deadline."""
-        self.uncertain.set()
-        while not stopping.is_set():
-            self.uncertain.wait(timeout=RECONCILE_EVERY)
+
+
+class Reconciler(Loop):
+    """Reconciles ``service`` at start, after every catalog call whose outcome is unknown, and every
+    RECONCILE_EVERY seconds for a catalog commit that came later than its deadline."""
+
+    def __init__(self, service):
+        super().__init__("reconcile", daemon=True)
+        self.service = service
+
+    def wake(self):
+        self.service.uncertain.set()
+
+    def run(self):
+        service = self.service
+        service.uncertain.set()
+        while not self.stopping.is_set():
+            service.uncertain.wait(timeout=RECONCILE_EVERY)
             # Cleared before the wait, so a call that fails during it asks for another round.
-            self.uncertain.clear()
+            service.uncertain.clear()
             # A request the catalog has not started by its deadline is dropped: wait out those in hand.
-            if stopping.wait(self.catalog_timeout):
+            if self.stopping.wait(service.catalog_timeout):
                 return
-            if not self.orders.leading:
+            if not service.orders.leading:
                 continue  # the leader reconciles; this replica may become it
             try:
-                self.reconcile()
+                service.reconcile()
             except RpcError as exc:
                 log.warning("reconciliation failed, will retry: %s", exc.message)
-                self.uncertain.set()
+                service.uncertain.set()

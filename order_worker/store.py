@@ -6,7 +6,7 @@ import threading
 import zlib
 from typing import NamedTuple
 
-from broker.storage import (
+from storage.files import (
     AppendLog,
     LineIndex,
     csv_line,
@@ -15,7 +15,7 @@ from broker.storage import (
     replace_atomically,
     require_free_space,
 )
-from broker.window import KeyWindow
+from storage.window import KeyWindow
 
 log = logging.getLogger(__name__)
 # Free space a trade needs before it goes to the catalog, so a trade the catalog applied can be logged.
@@ -77,6 +77,11 @@ class OrderLog:
 
     def __init__(self, data_dir, window_seconds=24 * 3600, window_keys=500_000):
         self._arguments = data_dir, window_seconds, window_keys
+        self._load()
+
+    def _load(self):
+        """Open the log, index it and read the window's tail."""
+        data_dir, window_seconds, window_keys = self._arguments
         data_dir.mkdir(parents=True, exist_ok=True)
         path = data_dir / "order_log.csv"
         _migrate(path)
@@ -119,7 +124,7 @@ class OrderLog:
             return order
 
     def require_space(self):
-        """Raise a 507 RpcError when the disk is too full to log another order."""
+        """Raise DiskFull when the disk is too full to log another order."""
         require_free_space(self._log.path, RESERVE_BYTES)
 
     @property
@@ -159,7 +164,7 @@ class OrderLog:
         except OSError as exc:  # the disk refuses even that: the file is read as it is
             log.warning("could not cut the order log back to its last fsync: %s", exc)
         self._log.close()
-        self.__init__(*self._arguments)
+        self._load()
 
     def close(self):
         self._log.close()

@@ -1,9 +1,9 @@
-"""Fixtures: a real RabbitMQ, a namespace and data directory per test, and the services as processes."""
+"""Fixtures: a real RabbitMQ, a namespace and data directory per test, and the services as processes
+(harness/stack.py). Tests in tests/http and tests/unit use none of them: they need no broker."""
+import contextlib
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import replace
@@ -12,10 +12,11 @@ from pathlib import Path
 import pika
 import pytest
 
-from bench.stack import free_port, free_ports
-from broker import Settings
 from broker.connection import parameters
 from client.session import Session
+from harness.broker import delete_namespace
+from harness.stack import Stack
+from runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,12 +60,7 @@ def settings(amqp_url, tmp_path):
     settings = Settings(amqp_url=amqp_url, namespace=f"test-{uuid.uuid4().hex[:10]}",
                         data_dir=tmp_path / "data", rpc_timeout=3.0)
     yield settings
-    with pika.BlockingConnection(parameters(settings)) as connection:
-        channel = connection.channel()
-        for queue in (settings.queue("catalog"), settings.queue("order"), settings.queue("orders"),
-                      settings.dead_letter_queue):
-            channel.queue_delete(queue)
-        channel.exchange_delete(settings.events_exchange)
+    delete_namespace(settings)
 
 
 class BrokerAdmin:
@@ -110,10 +106,9 @@ class BrokerAdmin:
         return len(pids)
 
     def close(self):
-        try:
+        # A broker outage or a killed cluster node may have closed it already.
+        with contextlib.suppress(pika.exceptions.AMQPError):
             self.connection.close()
-        except pika.exceptions.AMQPError:
-            pass  # a broker outage or a killed cluster node already closed it
 
 
 @pytest.fixture
@@ -123,111 +118,20 @@ def admin(settings):
     admin.close()
 
 
-class Stack:
-    """The services as child processes; each can be stopped, killed and started again.
-
-    With ``replicas`` > 1 the order workers are ``order-0``, ``order-1``…, each with its own data
-    directory ``<data_dir>/order-<i>``; the catalog's files stay in ``<data_dir>``.
-    """
-
-    def __init__(self, settings, port, log_dir, replicas=1):
-        self.settings, self.log_dir = settings, log_dir
-        self.services = {"catalog": ("catalog_worker", {}), "order": ("order_worker", {}),
-                         "frontend": ("frontend", {})}
-        if replicas > 1:
-            del self.services["order"]
-            self.services.update({f"order-{i}": ("order_worker", {
-                "REPLICA_ID": str(i), "DATA_DIR": str(self.replica_dir(f"order-{i}"))}) for i in range(replicas)})
-        self.admin = BrokerAdmin(settings)
-        self.url = f"http://127.0.0.1:{port}"
-        self.env = {**os.environ, "AMQP_URL": settings.amqp_url, "BAZAAR_NAMESPACE": settings.namespace,
-                    "DATA_DIR": str(settings.data_dir), "FRONTEND_PORT": str(port),
-                    "RPC_TIMEOUT": str(settings.rpc_timeout), "QUEUE_TYPE": settings.queue_type, "LOG_LEVEL": "INFO"}
-        self.processes = {}
-        # Each worker serves its metrics on a port of its own; the frontend on /metrics.
-        workers = [name for name in self.services if name != "frontend"]
-        ports = [p for p in free_ports(len(workers) + 1) if p != port]  # never the frontend's port
-        self.metrics_ports = dict(zip(workers, ports))
-
-    def __enter__(self):
-        """Start every service; leaving the block kills whatever still runs."""
-        self.start()
-        return self
-
-    def __exit__(self, *_):
-        for name in list(self.processes):
-            self.processes.pop(name).kill()
-        self.admin.close()
-
-    def start(self, *names):
-        for name in names or self.services:
-            module, env = self.services[name]
-            log = open(self.log_dir / f"{name}.log", "ab")
-            env = {**self.env, **env, "METRICS_PORT": str(self.metrics_ports.get(name, 0))}
-            self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", module], cwd=ROOT, env=env, stdout=log, stderr=log)
-        self.wait_ready(names or self.services)
-
-    def replica_dir(self, name):
-        """The data directory of an order worker replica."""
-        return self.settings.data_dir / name
-
-    @property
-    def replicas(self):
-        """The order worker replicas running now."""
-        return [name for name in self.processes if name.startswith("order")]
-
-    def stop(self, *names, sig=signal.SIGTERM):
-        """Signal the services and wait for them; return their exit codes."""
-        names = names or list(self.processes)
-        for name in names:
-            self.processes[name].send_signal(sig)
-        return {name: self.processes.pop(name).wait(timeout=15) for name in names}
-
-    def kill(self, *names):
-        return self.stop(*names, sig=signal.SIGKILL)
-
-    def wait_ready(self, names, timeout=20):
-        deadline = time.monotonic() + timeout
-        while not all(self._ready(name) for name in names):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{names} not ready:\n{self.logs()}")
-            time.sleep(0.05)
-
-    def logs(self):
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.log_dir.glob("*.log"))
-
-    def _ready(self, name):
-        if self.processes[name].poll() is not None:
-            raise RuntimeError(f"{name} exited:\n{self.logs()}")
-        if name == "frontend":
-            try:
-                return Session(self.url, timeout=1).get("/openapi.json")[0] == 200
-            except OSError:
-                return False
-        if name.startswith("order"):
-            # A quorum queue counts only its single active consumer, so each replica says it serves.
-            serving = "broker.server: serving" in (self.log_dir / f"{name}.log").read_text(errors="replace")
-            return serving and self.admin.consumers("order") > 0
-        return self.admin.consumers(name) > 0
-
-
 @pytest.fixture
 def stack(settings, tmp_path):
-    """A running stack: catalog worker, order worker and frontend."""
-    with Stack(settings, free_port(), tmp_path) as stack:
+    """A running stack: catalog worker, order worker and frontend, with the test's ``admin``."""
+    with Stack(settings, log_dir=tmp_path) as stack:
+        stack.admin = BrokerAdmin(settings)
         yield stack
+        stack.admin.close()
 
 
 @pytest.fixture
 def other_frontend(stack, tmp_path):
     """The URL of a second frontend on the stack's namespace."""
-    (tmp_path / "other").mkdir()
-    other = Stack(stack.settings, free_port(), tmp_path / "other")
-    other.start("frontend")
-    yield other.url
-    other.kill()
-    other.admin.close()
+    with Stack(stack.settings, services=("frontend",), log_dir=tmp_path / "other") as other:
+        yield other.url
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Runs the stack as child processes, for the tests, the benchmarks and the fault suites."""

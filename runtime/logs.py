@@ -1,0 +1,28 @@
+"""Log lines with time, service, thread and the request id that follows a request across services."""
+import contextvars
+import logging
+
+request_id = contextvars.ContextVar("request_id", default="-")
+
+
+class _ContextFilter(logging.Filter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.service = self.service
+        record.request_id = request_id.get()
+        return True
+
+
+def setup_logging(service: str, level: str = "INFO") -> None:
+    """Send every log record to stderr in one legible format."""
+    handler = logging.StreamHandler()
+    handler.addFilter(_ContextFilter(service))
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(service)s [%(threadName)s] rid=%(request_id)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("pika").setLevel(max(logging.WARNING, root.level))

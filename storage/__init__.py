@@ -1,0 +1,1 @@
+"""Crash-safe files: fsynced append-only logs, atomically replaced tables, a line index, the retry window."""

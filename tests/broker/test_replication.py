@@ -1,0 +1,209 @@
+"""Order log replication through the stream: catch-up, stale copies, and a zombie leader."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import pika
+import pytest
+
+from broker import RpcError
+from order_worker.replication import ORDER, DiskWatch, ReplicatedLog, stream_is_gone
+from order_worker.store import OrderLog
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def replica(settings, data_dir, on_diverged=None, on_step_down=None):
+    """A started ReplicatedLog on ``data_dir``, its disk watched; ``on_diverged(reason)`` hears of its
+    failure, ``on_step_down()`` of its stepping down."""
+    orders = OrderLog(data_dir)
+    log = ReplicatedLog(replace(settings, data_dir=data_dir), orders)
+    log.on_step_down = on_step_down
+    watch = DiskWatch(log)
+    log.start(on_failure=on_diverged and (lambda component: on_diverged(str(component.failure))))
+    watch.start()
+    try:
+        yield log
+    finally:
+        watch.stop()
+        log.stop()
+        orders.close()
+
+
+def declare_stream(settings, admin, **arguments):
+    """Make the test's order stream before any replica does."""
+    admin.channel.queue_declare(settings.queue("orders"), durable=True,
+                                arguments={"x-queue-type": "stream", **arguments})
+
+
+def wait_for_reason(reasons, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not reasons:
+        assert time.monotonic() < deadline, "the replica did not stop"
+        time.sleep(0.02)
+    return reasons[0]
+
+
+def trade(log, n):
+    return log.record(f"t{n}", "FishCo", "buy", 1, n + 1)
+
+
+def wait_for(log, count, timeout=10):
+    deadline = time.monotonic() + timeout
+    while log.orders.next_number < count:
+        assert time.monotonic() < deadline, f"caught up to {log.orders.next_number} of {count}"
+        time.sleep(0.02)
+
+
+def file_bytes(path):
+    return (path / "order_log.csv").read_bytes()
+
+
+def test_a_replica_with_an_empty_or_stale_dir_catches_up_byte_identical(settings, tmp_path):
+    with replica(settings, tmp_path / "a") as leader:
+        assert [trade(leader, n).number for n in range(3)] == [0, 1, 2]
+        with replica(settings, tmp_path / "b") as follower:
+            wait_for(follower, 3)
+        stale = tmp_path / "stale"
+        shutil.copytree(tmp_path / "b", stale)
+        assert [trade(leader, n).number for n in range(3, 6)] == [3, 4, 5]
+        for data_dir in (tmp_path / "b", stale, tmp_path / "empty"):
+            with replica(settings, data_dir) as follower:
+                wait_for(follower, 6)
+                assert follower.find("t4").number == 4
+        assert file_bytes(tmp_path / "a") == file_bytes(tmp_path / "b") == file_bytes(stale) == file_bytes(
+            tmp_path / "empty")
+
+
+def test_a_recorded_trade_keeps_its_number(settings, tmp_path):
+    with replica(settings, tmp_path / "a") as leader:
+        first = trade(leader, 0)
+        assert trade(leader, 0) == first and leader.orders.next_number == 1
+
+
+def test_a_zombie_leader_cannot_take_a_number_the_new_leader_gave(settings, tmp_path):
+    with replica(settings, tmp_path / "a") as old, replica(settings, tmp_path / "b") as new:
+        assert trade(old, 0).number == 0
+        new.lead()  # takes over without the old leader knowing
+        assert trade(new, 1).number == 1
+        # The old leader still thinks number 1 is next: the stream refuses that, it catches up, tries again.
+        assert old.leading and trade(old, 2).number == 2
+        wait_for(new, 3)
+    assert file_bytes(tmp_path / "a") == file_bytes(tmp_path / "b")
+    assert [line.split(b",")[4] for line in file_bytes(tmp_path / "a").splitlines()[1:]] == [b"t0", b"t1", b"t2"]
+
+
+def test_entries_out_of_turn_or_malformed_are_skipped_by_every_replica(settings, tmp_path):
+    with replica(settings, tmp_path / "a") as leader:
+        trade(leader, 0)
+        with pika.BlockingConnection(pika.URLParameters(settings.amqp_url)) as connection:
+            channel = connection.channel()
+            for body in (b"not json", b'{"number": 7}',
+                         b'{"number": 9, "name": "FishCo", "type": "buy", "quantity": 1, "trade_id": "x", '
+                         b'"catalog_seq": 9}'):
+                channel.basic_publish("", settings.queue("orders"), body, pika.BasicProperties(type=ORDER))
+        assert trade(leader, 1).number == 1
+        with replica(settings, tmp_path / "b") as follower:
+            wait_for(follower, 2)
+    assert file_bytes(tmp_path / "a") == file_bytes(tmp_path / "b")
+
+
+def test_a_log_that_disagrees_with_the_stream_stops_the_replica(settings, tmp_path):
+    with replica(settings, tmp_path / "a") as leader:
+        trade(leader, 0)
+    other = OrderLog(tmp_path / "b")
+    other.record("someone-else", "FishCo", "sell", 1, 1)
+    other.close()
+    reasons = []
+    with replica(settings, tmp_path / "b", on_diverged=reasons.append) as diverged:
+        assert "someone-else" in wait_for_reason(reasons)  # the log's detail; clients get a short 503
+        with pytest.raises(RpcError, match=r"^this order replica cannot follow the order stream$"):
+            diverged.lead()
+
+
+def test_a_stream_an_order_worker_makes_keeps_order_stream_max_age(settings, tmp_path, admin):
+    with replica(replace(settings, order_stream_max_age="3D"), tmp_path / "a") as leader:
+        trade(leader, 0)
+    # RabbitMQ refuses to redeclare a stream with another retention, naming the one it has.
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="current is '3D'"):
+        declare_stream(settings, admin, **{"x-max-age": "1D"})
+
+
+def test_a_replica_the_streams_retention_left_behind_stops_and_says_why(settings, tmp_path, admin):
+    declare_stream(settings, admin, **{"x-max-age": "1s", "x-stream-max-segment-size-bytes": 2000})
+    with replica(settings, tmp_path / "a") as leader:  # takes the stream as it is
+        for n in range(40):
+            trade(leader, n)
+        time.sleep(1.5)
+        for n in range(40, 80):  # new segments, so the old ones expire
+            trade(leader, n)
+    reasons = []
+    with replica(settings, tmp_path / "new", on_diverged=reasons.append) as late:
+        assert "retention dropped entries" in wait_for_reason(reasons)
+        assert late.orders.next_number == 0  # nothing applied from the middle of the log
+        with pytest.raises(RpcError):
+            late.lead()
+    # The order worker itself then exits, saying why, rather than lead with a log it cannot trust.
+    env = {**os.environ, "AMQP_URL": settings.amqp_url, "BAZAAR_NAMESPACE": settings.namespace,
+           "DATA_DIR": str(tmp_path / "process")}
+    worker = subprocess.run([sys.executable, "-m", "order_worker"], env=env, cwd=ROOT, capture_output=True,
+                            text=True, timeout=30)
+    assert worker.returncode == 1 and "retention dropped entries" in worker.stderr
+
+
+
+def test_a_replica_whose_stream_is_deleted_stops_and_makes_no_new_one(settings, tmp_path, admin):
+    reasons = []
+    with replica(settings, tmp_path / "a", on_diverged=reasons.append) as leader:
+        for n in range(3):
+            trade(leader, n)
+        admin.channel.queue_delete(settings.queue("orders"))
+        assert "is gone" in wait_for_reason(reasons)
+    # A new, empty stream would have this replica wait forever at its old position.
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="NOT_FOUND"):
+        admin.channel.queue_declare(settings.queue("orders"), passive=True)
+
+
+@pytest.mark.parametrize("text, gone", [
+    ("NOT_FOUND - no queue 'ns.orders' in vhost '/'", True),
+    # What a broker answers between start_app and its streams being up again: not a lost stream.
+    ("NOT_FOUND - home node 'rabbit@localhost' of durable queue 'ns.orders' in vhost '/' is down or "
+     "inaccessible", False),
+])
+def test_only_no_such_queue_means_the_stream_is_gone(text, gone):
+    assert stream_is_gone(pika.exceptions.ChannelClosedByBroker(404, text)) is gone
+
+
+def test_a_replica_with_a_damaged_line_rebuilds_its_log_from_the_stream(settings, tmp_path):
+    with replica(settings, tmp_path / "a") as leader:
+        for n in range(5):
+            trade(leader, n)
+        with replica(settings, tmp_path / "b") as follower:
+            wait_for(follower, 5)
+        path = tmp_path / "b" / "order_log.csv"
+        path.write_bytes(path.read_bytes().replace(b"t2,FishCo", b"t2,FishCx").replace(b",t2,", b",t9,"))
+        with replica(settings, tmp_path / "b") as follower:
+            wait_for(follower, 5)
+    assert file_bytes(tmp_path / "a") == file_bytes(tmp_path / "b")
+
+
+@pytest.mark.parametrize("entries_after, reason", [(1, "ends at offset"), (8, "another entry at offset")])
+def test_a_stream_shorter_than_the_position_or_replaced_stops_the_replica(settings, tmp_path, admin, entries_after,
+                                                                          reason):
+    with replica(settings, tmp_path / "a") as leader:
+        for n in range(3):
+            trade(leader, n)
+    # The broker lost the stream's tail (or all of it) and new entries were written since.
+    admin.channel.queue_delete(settings.queue("orders"))
+    declare_stream(settings, admin)
+    for _ in range(entries_after):
+        admin.channel.basic_publish("", settings.queue("orders"), b"{}", pika.BasicProperties(type="sync"))
+    reasons = []
+    with replica(settings, tmp_path / "a", on_diverged=reasons.append):
+        assert reason in wait_for_reason(reasons)
