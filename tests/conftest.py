@@ -29,28 +29,41 @@ def _reachable(url):
         return False
 
 
-def _docker_available():
-    if not shutil.which("docker"):
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+def container_engine():
+    """A Docker API client for the engine that DOCKER_HOST names (else the default socket), and
+    None; or None and the reason there is none. Podman serves the same API (see the README)."""
+    import docker
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - docker raises many kinds; each means "no engine"
+        return None, f"no container engine at {os.environ.get('DOCKER_HOST', 'the default socket')}: {exc}"
+    return client, None
 
 
 @pytest.fixture(scope="session")
 def amqp_url():
-    """AMQP_URL if set, else a testcontainers RabbitMQ where Docker runs, else the local broker."""
+    """AMQP_URL if set, else a RabbitMQ container if BAZAAR_TEST_BROKER=container, else the local broker.
+
+    The container is opt-in, never picked because an engine happens to be there: a test run
+    must not change brokers behind its user's back.
+    """
     if os.environ.get("AMQP_URL"):
         yield os.environ["AMQP_URL"]
         return
-    if _docker_available():
-        from testcontainers.rabbitmq import RabbitMqContainer
+    if os.environ.get("BAZAAR_TEST_BROKER") == "container":
+        if (reason := container_engine()[1]):
+            pytest.exit(f"BAZAAR_TEST_BROKER=container, but {reason}", 2)
+        from testcontainers.community.rabbitmq import RabbitMqContainer
         with RabbitMqContainer("rabbitmq:3.13-management") as rabbit:
-            yield (f"amqp://guest:guest@{rabbit.get_container_host_ip()}:"
-                   f"{rabbit.get_exposed_port(5672)}/%2F")
+            yield (f"amqp://{rabbit.username}:{rabbit.password}@{rabbit.get_container_host_ip()}:"
+                   f"{rabbit.get_exposed_port(rabbit.port)}/%2F")
         return
     local = Settings().amqp_url
     if not _reachable(local):
-        pytest.exit("No RabbitMQ for the tests: set AMQP_URL, make Docker available, or start a local "
-                    "broker (`rabbitmq-server -detached`) on localhost:5672 with guest/guest.", 2)
+        pytest.exit("No RabbitMQ for the tests: set AMQP_URL, or BAZAAR_TEST_BROKER=container with a container "
+                    "engine, or start a local broker (`rabbitmq-server -detached`) on localhost:5672 with "
+                    "guest/guest.", 2)
     yield local
 
 
@@ -95,7 +108,7 @@ class BrokerAdmin:
 
     def close_connections(self, name):
         """Close from the broker's side every connection a service opened as ``name``; return how many."""
-        if not shutil.which("rabbitmqctl"):
+        if not shutil.which("rabbitmqctl") or os.environ.get("BAZAAR_TEST_BROKER") == "container":
             pytest.skip("needs rabbitmqctl on the broker's host")
         listing = subprocess.run(["rabbitmqctl", "list_connections", "-q", "--no-table-headers",
                                   "client_properties", "pid"], capture_output=True, text=True, check=True)

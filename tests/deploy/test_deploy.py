@@ -2,7 +2,9 @@
 
 No broker or Docker engine is needed; the linters come from the venv's bin dir.
 """
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +55,13 @@ def test_app_service_runs_its_package(services, service, package):
     command = services[service]["command"]
     command = command.split() if isinstance(command, str) else command
     assert command[-3:] == ["python", "-m", package]
-    assert services[service]["environment"]["AMQP_URL"].startswith("amqp://guest:guest@rabbitmq:5672/")
+
+
+@pytest.mark.parametrize("service, user",
+                         [("catalog", "catalog"), ("frontend", "frontend")] + [(r, "order") for r in REPLICAS])
+def test_app_service_logs_in_as_its_own_user(services, service, user):
+    variable = f"{user.upper()}_AMQP_PASSWORD"
+    assert services[service]["environment"]["AMQP_URL"].startswith(f"amqp://{user}:${{{variable}:?")
 
 
 def test_rabbitmq_has_a_real_healthcheck(services):
@@ -69,10 +77,40 @@ def test_rabbitmq_mounts_the_repo_config(services):
         assert (ROOT / "deploy" / "rabbitmq" / name).is_file()
 
 
-def test_guest_may_log_in_remotely():
-    # compose uses guest/guest over the container network, so loopback_users must be lifted.
+def definitions(compose):
+    """The broker's definitions as compose renders them, with every password set to "pw"."""
+    content = compose["configs"]["rabbitmq-definitions"]["content"]
+    return json.loads(re.sub(r"\$\{[A-Z_]+:\?[^}]*\}", "pw", content).replace("$$", "$"))
+
+
+def test_the_broker_imports_its_users_and_has_no_guest(compose, services):
     conf = (ROOT / "deploy" / "rabbitmq" / "rabbitmq.conf").read_text().splitlines()
-    assert "loopback_users = none" in [line.strip() for line in conf]
+    assert "load_definitions = /etc/rabbitmq/definitions.json" in conf
+    assert not [line for line in conf if line.startswith("loopback_users")]
+    assert services["rabbitmq"]["configs"] == [{"source": "rabbitmq-definitions",
+                                                "target": "/etc/rabbitmq/definitions.json"}]
+    users = {user["name"]: user["tags"] for user in definitions(compose)["users"]}
+    assert users == {"admin": "administrator", "catalog": "", "order": "", "frontend": ""}
+
+
+@pytest.mark.parametrize("user, kind, name, allowed", [
+    ("frontend", "configure", "bazaar.order", False), ("frontend", "configure", "bazaar.catalog", False),
+    ("frontend", "configure", "bazaar.orders", False), ("frontend", "read", "bazaar.order", False),
+    ("frontend", "configure", "amq.gen-Xy1", True), ("frontend", "write", "amq.default", True),
+    ("frontend", "read", "bazaar.events", True),
+    ("catalog", "configure", "bazaar.order", False), ("catalog", "read", "bazaar.orders", False),
+    ("catalog", "configure", "bazaar.catalog", True), ("catalog", "write", "bazaar.events", True),
+    ("order", "configure", "bazaar.catalog", False), ("order", "read", "bazaar.catalog", False),
+    ("order", "configure", "bazaar.orders", True), ("order", "read", "bazaar.orders", True),
+])
+def test_each_service_has_the_least_permissions(compose, user, kind, name, allowed):
+    permission, = [p for p in definitions(compose)["permissions"] if p["user"] == user]
+    assert bool(re.search(permission[kind], name)) == allowed
+
+
+def test_the_broker_ports_are_published_on_loopback_by_default(services):
+    ports = services["rabbitmq"]["ports"]
+    assert ports and all(port.startswith("${RABBITMQ_BIND_ADDRESS:-127.0.0.1}:") for port in ports)
 
 
 def test_frontend_listens_on_all_interfaces_and_publishes_8000(services):
@@ -122,4 +160,4 @@ def test_ci_script_is_executable_bash():
 
 def test_dockerignore_keeps_local_state_out_of_the_image():
     ignored = set((ROOT / ".dockerignore").read_text().split())
-    assert {".venv", ".git", "data", "**/__pycache__"} <= ignored
+    assert {".venv", ".git", "data", "**/__pycache__", ".env"} <= ignored
