@@ -38,6 +38,7 @@ from runtime.settings import Settings
 REPLICAS = 3
 QUIET = (2.0, 5.0)  # seconds between faults
 RECOVERY = 60.0  # seconds a fault's end waits for trading to resume
+CATCH_UP = 10.0  # seconds a replica's fault waits for its log to catch up (longer is reported as inf)
 
 
 class Cluster:
@@ -164,7 +165,7 @@ def inject(cluster, traders, rng, faults, seconds, stopping):
         episode = {"fault": fault.name, "target": target, "start": start, "end": clock(),
                    "inherent": fault.inherent, "exited": cluster.revive()}
         if target in cluster.replicas:
-            episode["caught_up_s"] = cluster.catch_up(target)
+            episode["caught_up_s"] = cluster.catch_up(target, CATCH_UP)
         episodes.append(episode)
         while traders.last_success < episode["end"] and clock() < episode["end"] + RECOVERY:
             if stopping.wait(0.05):

@@ -18,7 +18,7 @@ BOUND_S = 5.0  # trading resumes within this after a fault
 # After the broker's restart, counted from its end: every connection retries with a backoff of up to
 # 5 s (broker.connection), and the order replicas take over after that.
 BOUNDS_S = {"broker-restart": 10.0}
-CATCH_UP_S = 10.0
+CATCH_UP_S = 10.0  # the nemesis waits no longer (bench.nemesis.CATCH_UP)
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("socat") or not shutil.which("ip"),
     reason="needs root (network namespaces, tmpfs), iproute2 and socat")]
@@ -50,7 +50,7 @@ def assert_correct(result, bounded):
     for fault in bounded:
         assert result["faults"][fault]["longest_gap_s"] < BOUNDS_S.get(fault, BOUND_S), report(result)
     # A replica cut off catches up once the link returns. (After a kill or a full disk, catching up
-    # took over 30 s now and then in a 10-minute run: measured and reported, not yet bounded.)
+    # took over 10 s now and then: measured and reported, not yet bounded.)
     for fault in set(bounded) & {"partition-leader", "partition-follower"}:
         assert result["faults"][fault]["longest_catch_up_s"] < CATCH_UP_S, report(result)
 
@@ -60,6 +60,6 @@ def test_every_fault_keeps_every_property_and_trading_resumes_within_5_s(amqp_ur
     """Among them: a leader cut off from the broker fails over, a follower cut off catches up after
     the link returns (the replicas' logs end identical), a frozen or disk-full leader steps down."""
     faults = [name for name in FAULTS if name != "broker-restart" or local_broker(amqp_url)]
-    result = nemesis(faults, 2.5, amqp_url, monkeypatch)
+    result = nemesis(faults, 3, amqp_url, monkeypatch)
     assert set(result["faults"]) == set(faults), "a fault type was never injected"
     assert_correct(result, faults)
