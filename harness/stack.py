@@ -62,11 +62,13 @@ class Stack:
     ``modules`` replaces a service's ``python -m`` module (e.g. the HTTP floor for the frontend).
     Every worker serves its metrics on a port of its own (``metrics_urls``): a worker is ready once
     they show it consuming, the frontend once ``/readyz`` (or, without its workers, ``/healthz``)
-    answers 200. Leaving the block stops whatever still runs.
+    answers 200. Leaving the block stops whatever still runs. ``launch(name, argv, env)``
+    may change how a service starts (on a host of its own, say): it returns ``(argv, env)``.
     """
 
     def __init__(self, settings=None, env=None, services=tuple(MODULES), modules=None, replicas=1,
-                 replica_env=None, log_dir=None, port=None, ready_timeout=30):
+                 replica_env=None, log_dir=None, port=None, ready_timeout=30, launch=None):
+        self.launch = launch or (lambda name, argv, env: (argv, env))
         env = dict(env or {})
         self._scratch = None
         if settings is None:
@@ -133,10 +135,10 @@ class Stack:
         for name in names or self.services:
             module, env = self.services[name]
             metrics_port = str(self.metrics_ports.get(name, 0))
+            argv, env = self.launch(name, [sys.executable, "-m", module],
+                                    {**self.env, **env, "METRICS_PORT": metrics_port})
             with open(self.log_dir / f"{name}.log", "ab") as log:
-                self.processes[name] = subprocess.Popen(
-                    [sys.executable, "-m", module], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                    env={**self.env, **env, "METRICS_PORT": metrics_port})
+                self.processes[name] = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.wait_ready(names or self.services)
 
     def stop(self, *names, sig=signal.SIGTERM):
