@@ -45,6 +45,12 @@ def test_profile_shares_count_threads_leaves_and_own_frames_once_per_sample():
     raw = ("thread (1): order_0;run (broker/server.py:1);parse (json/decoder.py:2);run (broker/server.py:1) 3\n"
            "thread (2): catalog;poll (pika/select.py:9) 1\n")
     total, threads, leaves, own = shares(raw, top=5)
-    assert total == 4 and threads == {"order_0": 0.75, "catalog": 0.25}
-    assert leaves == [("run (broker/server.py:1)", 0.75), ("poll (pika/select.py:9)", 0.25)]
-    assert own == [("run (broker/server.py:1)", 0.75)]
+    assert total == 4 and threads == {"order_0": 3, "catalog": 1}
+    assert leaves == [("run (broker/server.py:1)", 3), ("poll (pika/select.py:9)", 1)]
+    assert own == {"run (broker/server.py)": 3}
+
+
+def test_profile_shares_name_the_trade_path_by_function_alone():
+    from bench.profile import shares
+    raw = "thread (1): order_0;ReplicatedLog._wait (order_worker/replication.py:313);wait (threading.py:1) 2\n"
+    assert shares(raw, top=5)[3] == {"ReplicatedLog._wait": 2}
