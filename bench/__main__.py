@@ -8,12 +8,13 @@ import sys
 import uuid
 from pathlib import Path
 
-from bench import floor_rpc, loads
+from bench import cpu, floor_rpc, loads
 from bench.machine import describe
 from harness.stack import Stack
 from runtime.settings import Settings
 
-CONNECTIONS = (1, 8)
+CONNECTIONS = (1, 8, 32, 64)
+TRADES_ONLY = 32  # from this many connections only the wrk trade load runs
 FIGURES = ("rate", "mean", "p50", "p90", "p99", "max")
 REPLICATED = "stack x3"  # three order worker replicas
 TARGETS = (  # system, workload, connections, figure, limit: what the team aims for (cache on)
@@ -37,19 +38,28 @@ def median_summary(summaries):
             **{key: statistics.median(s[key] for s in summaries) for key in FIGURES}}
 
 
-def measure(load, args):
-    """Warm up with ``load(seconds)``, then run it ``args.runs`` times; return ``{workload: median summary}``."""
+def measure(load, args, pids=None):
+    """Warm up with ``load(seconds)``, then run it ``args.runs`` times; return ``{workload: median summary}``.
+
+    With ``pids`` (``{name: pid}``) a single-workload summary also gets ``cpu_ms``: each process's CPU
+    time per request over the measured runs."""
     load(args.warmup)
+    before = cpu.snapshot(pids or {})
     runs = [load(args.duration) for _ in range(args.runs)]
-    return {workload: median_summary([run[workload] for run in runs]) for workload in runs[0]}
+    after = cpu.snapshot(pids or {})
+    summaries = {workload: median_summary([run[workload] for run in runs]) for workload in runs[0]}
+    if pids and len(summaries) == 1:
+        (summary,) = summaries.values()
+        summary["cpu_ms"] = cpu.per_request_ms(before, after, summary["count"])
+    return summaries
 
 
-def measure_all(system, loads_for, args):
+def measure_all(system, loads_for, args, pids=None):
     """Rows for each load at each connection count; ``loads_for(connections)`` lists the loads."""
     rows = []
     for connections in CONNECTIONS:
         for load in loads_for(connections):
-            for workload, summary in measure(load, args).items():
+            for workload, summary in measure(load, args, pids).items():
                 print(f"{system} {workload} x {connections}: {summary['rate']:.0f} req/s, "
                       f"p50 {summary['p50']:.2f} ms", file=sys.stderr)
                 rows.append({"system": system, "workload": workload, "connections": connections, **summary})
@@ -57,7 +67,9 @@ def measure_all(system, loads_for, args):
 
 
 def http_loads(url, connections):
-    """The HTTP loads: wrk lookups, wrk trades and the mixed client."""
+    """The HTTP loads: wrk lookups, wrk trades and the mixed client; from ``TRADES_ONLY`` connections wrk trades."""
+    if connections >= TRADES_ONLY:
+        return [functools.partial(loads.wrk, url, "trade", connections)]
     return [functools.partial(loads.wrk, url, "lookup", connections),
             functools.partial(loads.wrk, url, "trade", connections),
             functools.partial(loads.mixed, url, connections)]
@@ -69,13 +81,14 @@ def run_all(args):
         rows = measure_all("http floor", functools.partial(http_loads, stack.url), args)
     settings = dataclasses.replace(Settings.from_env(), namespace=f"bench-{uuid.uuid4().hex[:8]}")
     with floor_rpc.echo_server(settings):
-        rows += measure_all("rpc floor", lambda c: [functools.partial(floor_rpc.measure, settings, c)], args)
+        rows += measure_all("rpc floor", lambda c: [functools.partial(floor_rpc.measure, settings, c)]
+                            if c < TRADES_ONLY else [], args)
     with Stack() as stack:
-        stack_rows = measure_all("stack", functools.partial(http_loads, stack.url), args)
+        stack_rows = measure_all("stack", functools.partial(http_loads, stack.url), args, cpu.stack_pids(stack))
     with Stack(env={"CACHE_SIZE": "0"}) as stack:
         stack_rows += measure_all("stack, CACHE_SIZE=0", functools.partial(http_loads, stack.url), args)
     with Stack(replicas=3) as stack:
-        stack_rows += measure_all(REPLICATED, functools.partial(http_loads, stack.url), args)
+        stack_rows += measure_all(REPLICATED, functools.partial(http_loads, stack.url), args, cpu.stack_pids(stack))
     floors = {(r["workload"], r["connections"]): r for r in rows}
     for row in stack_rows:
         floor = floors[row["workload"], row["connections"]]
@@ -94,6 +107,16 @@ def markdown(rows):
         lines.append(f"| {r['system']} | {r['workload']} | {r['connections']} | {r['rate']:.0f} | {r['p50']:.2f} "
                      f"| {r['p90']:.2f} | {r['p99']:.2f} | {errors} | {ratios} |")
     return "\n".join(lines)
+
+
+def cpu_lines(rows):
+    """One line per wrk trade row measured with CPU times: each process's CPU ms per trade."""
+    lines = []
+    for r in rows:
+        if r["workload"] == "trade" and r.get("cpu_ms"):
+            shares = ", ".join(f"{name} {ms:.2f}" for name, ms in r["cpu_ms"].items())
+            lines.append(f"- {r['system']} x {r['connections']}: {sum(r['cpu_ms'].values()):.2f} ms ({shares})")
+    return lines
 
 
 def target_lines(rows):
@@ -130,6 +153,7 @@ def main(argv=None):
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(rows))
+    print("\n".join(["", "CPU ms per trade (utime+stime from /proc):", *cpu_lines(rows)]))
     print("\n".join(["", "Targets:", *target_lines(rows)]))
 
 

@@ -1,0 +1,56 @@
+"""The bench's CPU accounting: /proc/<pid>/stat parsing and CPU time per request, without a broker."""
+import os
+
+import pytest
+
+from bench import cpu
+
+# proc(5) layout: pid (comm) state ppid ... utime(14) stime(15) ...; a comm may hold spaces and ")".
+STAT = "4242 (a ) b) S 1 4242 4242 0 -1 4194560 900 0 0 0 {utime} {stime} 0 0 20 0 3 0 100 0 0"
+
+
+def test_cpu_seconds_adds_user_and_system_time_after_an_awkward_command_name():
+    text = STAT.format(utime=3 * cpu.TICKS, stime=cpu.TICKS // 2)
+    assert cpu.cpu_seconds(text) == pytest.approx(3.5)
+
+
+def test_cpu_seconds_of_this_process_grows_with_work():
+    before = cpu.snapshot({"me": os.getpid()})["me"]
+    sum(i * i for i in range(3_000_000))
+    assert cpu.snapshot({"me": os.getpid()})["me"] > before
+
+
+def test_per_request_ms_divides_each_process_cpu_by_the_requests():
+    before, after = {"frontend": 1.0, "catalog": 2.0, "gone": 1.0}, {"frontend": 1.5, "catalog": 2.1}
+    assert cpu.per_request_ms(before, after, 100) == pytest.approx({"frontend": 5.0, "catalog": 1.0})
+    assert cpu.per_request_ms(before, after, 0) == {}
+
+
+def test_snapshot_skips_processes_that_ended(tmp_path):
+    (tmp_path / "7").mkdir()
+    (tmp_path / "7" / "stat").write_text(STAT.format(utime=cpu.TICKS, stime=0))
+    assert cpu.snapshot({"alive": 7, "ended": 8}, proc=tmp_path) == {"alive": 1.0}
+
+
+def test_pids_named_finds_processes_by_command_name(tmp_path):
+    for pid, comm in ((10, "beam.smp"), (11, "python3"), (12, "beam.smp")):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "comm").write_text(comm + "\n")
+    (tmp_path / "self").mkdir()
+    assert sorted(cpu.pids_named("beam.smp", proc=tmp_path)) == [10, 12]
+
+
+def test_profile_shares_count_threads_leaves_and_own_frames_once_per_sample():
+    from bench.profile import shares
+    raw = ("thread (1): order_0;run (broker/server.py:1);parse (json/decoder.py:2);run (broker/server.py:1) 3\n"
+           "thread (2): catalog;poll (pika/select.py:9) 1\n")
+    total, threads, leaves, own = shares(raw, top=5)
+    assert total == 4 and threads == {"order_0": 3, "catalog": 1}
+    assert leaves == [("run (broker/server.py:1)", 3), ("poll (pika/select.py:9)", 1)]
+    assert own == {"run (broker/server.py)": 3}
+
+
+def test_profile_shares_name_the_trade_path_by_function_alone():
+    from bench.profile import shares
+    raw = "thread (1): order_0;ReplicatedLog._wait (order_worker/replication.py:313);wait (threading.py:1) 2\n"
+    assert shares(raw, top=5)[3] == {"ReplicatedLog._wait": 2}
