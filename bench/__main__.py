@@ -132,17 +132,28 @@ def target_lines(rows):
     return lines
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--runs", type=int, default=3, help="measured runs per load (default 3)")
+def run_parser(prog, description, per="load"):
+    """An argument parser with the run options every benchmark shares (--runs, --duration, --warmup, --quick)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--runs", type=int, default=3, help=f"measured runs per {per} (default 3)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per load (default 2)")
+    parser.add_argument("--warmup", type=int, default=2, help=f"seconds of warm-up per {per} (default 2)")
     parser.add_argument("--quick", action="store_true", help="1 run of 3 s after 1 s of warm-up")
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results") / "latest.json")
+    return parser
+
+
+def parse_runs(parser, argv):
+    """The parsed ``argv``; --quick makes it one short run."""
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.duration, args.warmup = 1, 3, 1
     return args
+
+
+def parse_args(argv):
+    parser = run_parser("python -m bench", __doc__)
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results") / "latest.json")
+    return parse_runs(parser, argv)
 
 
 def main(argv=None):

@@ -5,7 +5,6 @@ each batch and counts its spans (``--exporter file`` writes OTLP JSON files unde
 Besides throughput and latency, each run measures the CPU time the stack's processes spent per
 request, which other work on a shared machine disturbs much less.
 """
-import argparse
 import os
 import shutil
 import statistics
@@ -17,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench import loads
-from bench.__main__ import median_summary
+from bench.__main__ import median_summary, parse_runs, run_parser
 from harness.stack import Stack
 
 LOADS = (("lookup", 1), ("lookup", 8), ("trade", 1), ("trade", 8))
@@ -104,18 +103,11 @@ def report(results, args):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m bench.tracing", description=__doc__)
-    parser.add_argument("--runs", type=int, default=3, help="measured runs per load and mode (default 3)")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per load and mode (default 2)")
-    parser.add_argument("--quick", action="store_true", help="1 run of 3 s after 1 s of warm-up")
+    parser = run_parser("python -m bench.tracing", __doc__, per="load and mode")
     parser.add_argument("--exporter", choices=("otlp", "file"), default="otlp")
     parser.add_argument("--replicas", type=int, default=1, help="order worker replicas (default 1)")
     parser.add_argument("--sample-ratio", default="1", help="TRACE_SAMPLE_RATIO of the traced stack (default 1)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.runs, args.duration, args.warmup = 1, 3, 1
-    return args
+    return parse_runs(parser, argv)
 
 
 def main(argv=None):
