@@ -100,7 +100,8 @@ def test_the_broker_imports_its_users_and_has_no_guest(compose, services):
     ("frontend", "read", "bazaar.events", True),
     ("catalog", "configure", "bazaar.order", False), ("catalog", "read", "bazaar.orders", False),
     ("catalog", "configure", "bazaar.catalog", True), ("catalog", "write", "bazaar.events", True),
-    ("order", "configure", "bazaar.catalog", False), ("order", "read", "bazaar.catalog", False),
+    ("order", "configure", "bazaar.catalog", True), ("order", "read", "bazaar.catalog", False),
+    ("order", "configure", "bazaar.orders.lock", True), ("order", "read", "bazaar.orders.lock", True),
     ("order", "configure", "bazaar.orders", True), ("order", "read", "bazaar.orders", True),
 ])
 def test_each_service_has_the_least_permissions(compose, user, kind, name, allowed):
