@@ -162,11 +162,18 @@ def test_trade_and_query_through_the_frontend(stack):
 
 
 def test_the_management_api_shows_the_queues(stack):
-    status, queues = stack.management("queues")
-    assert status == 200
-    queues = {queue["name"]: queue for queue in queues}
-    assert queues["bazaar.catalog"]["consumers"] >= 1
-    assert queues["bazaar.order"]["consumers"] == 3  # one active, two waiting
+    # The management API's figures are statistics, refreshed every few seconds: wait for them.
+    deadline = time.monotonic() + 20
+    while True:
+        status, queues = stack.management("queues")
+        assert status == 200
+        queues = {queue["name"]: queue for queue in queues}
+        consumers = {name: queues.get(f"bazaar.{name}", {}).get("consumers", 0) for name in ("catalog", "order")}
+        if (consumers["catalog"] >= 1 and consumers["order"] == 3) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert consumers["catalog"] >= 1, consumers
+    assert consumers["order"] == 3, consumers  # one active, two waiting
     assert queues["bazaar.orders"]["type"] == "stream"
     assert {"bazaar.dead-letter"} <= set(queues)
 
