@@ -472,18 +472,12 @@ class ReplicatedLog(Consumer):
 
     def _load_position(self):
         """Where to resume reading, the next number there, the message id of the entry before it
-        (None if unknown) and the stocks there: saved, or the stream's start (a file from before the
-        stock table was derived from the stream, too)."""
-        start = 0, 0, None, Stocks()
-        try:
-            offset, next_number, last_id, table = self._position_file.read_text().split(maxsplit=3)
-            offset, next_number, stocks = int(offset), int(next_number), Stocks(json.loads(table))
-        except (OSError, ValueError, TypeError):
-            return start
+        (None if unknown) and the stocks there: saved, or the stream's start."""
+        saved = read_position(self._position_file)
         # A log older than the saved position (restored, emptied, cut) is caught up from the start.
-        if next_number > self.orders.next_number:
-            return start
-        return offset, next_number, (last_id.strip("-") or None), stocks
+        if saved is None or saved[1] > self.orders.next_number:
+            return 0, 0, None, Stocks()
+        return saved
 
     def _save_position(self):
         # Written after the log's fsync and not synced itself: at worst it lags, and reading resumes
@@ -532,6 +526,16 @@ class ReplicatedLog(Consumer):
         for waiter in waiters:
             if not waiter.done():  # one told to step down already
                 waiter.set_exception(error)
+
+
+def read_position(path):
+    """A replica's saved position: (stream offset, next number, last entry's message id or None, Stocks),
+    or None without a readable one (also a file from before the stocks were saved with it)."""
+    try:
+        offset, next_number, last_id, table = path.read_text().split(maxsplit=3)
+        return int(offset), int(next_number), (last_id.strip("-") or None), Stocks(json.loads(table))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 class DiskWatch(Loop):

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_faults import Load, check_invariants, wait_until_reconciled
+from test_faults import Load, check_invariants, wait_until_replicated
 
 from bench.failover import wait_identical
 from client.session import Session
@@ -115,15 +115,15 @@ def test_trading_survives_killing_the_order_workers_node_then_another(cluster, c
             figures.append({"node": node, "resumed_s": round(resumed, 2),
                             "node_back_s": round(time.monotonic() - started, 1)})
         time.sleep(2)
-    reconciling = wait_until_reconciled(stack.settings, order_log="order-0/order_log.csv")
+    replicating = wait_until_replicated(stack.settings, ("order-0", "catalog"))
     identical = wait_identical([stack.replica_dir(name) / "order_log.csv" for name in stack.replicas], 20)[0]
     assert set(stack.stop().values()) == {0}
     print(f"kills {figures}; trades attempted {len(load.attempted)}, succeeded {len(load.succeeded)}, "
-          f"uncertain {len(load.uncertain)}; statuses {dict(load.statuses)}; converged {reconciling:.1f} s "
+          f"uncertain {len(load.uncertain)}; statuses {dict(load.statuses)}; converged {replicating:.1f} s "
           f"after the load")
     assert not set(load.statuses) & {400, 404, 422}, load.statuses
     assert identical, "the replicas' order logs differ"
-    check_invariants(stack.settings, load.succeeded, order_log="order-0/order_log.csv")
+    check_invariants(stack.settings, load.succeeded, replicas=("order-0", "catalog"))
     # A request sent on a channel RabbitMQ left stuck during the queue's leader election waits out
     # its RPC timeout (3 s here) before the frontend replaces the channel; others go through at once.
     assert all(f["resumed_s"] < RESUME_WITHIN for f in figures), figures

@@ -7,7 +7,7 @@ import shutil
 import time
 
 import pytest
-from test_faults import Load, check_invariants, wait_until_reconciled
+from test_faults import Load, check_invariants, wait_until_replicated
 
 from bench.failover import longest_pause, wait_identical
 from bench.faults import cut_off, fill, frozen, small_disk
@@ -28,11 +28,11 @@ def test_a_frozen_leader_is_replaced_within_5_s_and_follows_again_without_a_rest
         time.sleep(3)
     gap = longest_pause(load.successes)
     log_text = (replicated.log_dir / f"{stuck}.log").read_text()
-    reconciling = wait_until_reconciled(settings, order_log="order-0/order_log.csv")
+    replicating = wait_until_replicated(settings, ("order-0", "catalog"))
     logs = [replicated.replica_dir(name) / "order_log.csv" for name in replicated.replicas]
     identical, _, lines = wait_identical(logs, 20)
     print(f"\nfroze {stuck} for {FROZEN_S} s: longest pause in successful trades {gap:.2f} s; trades "
-          f"{len(load.succeeded)}, statuses {dict(load.statuses)}; reconciled in {reconciling:.1f} s")
+          f"{len(load.succeeded)}, statuses {dict(load.statuses)}; replicated in {replicating:.1f} s")
     assert process.poll() is None  # it woke up and runs on: no restart
     assert set(replicated.stop().values()) == {0}
     assert gap < 5.0
@@ -41,7 +41,7 @@ def test_a_frozen_leader_is_replaced_within_5_s_and_follows_again_without_a_rest
     assert identical, lines
     # It lost the queue while frozen, and numbered nothing more after it woke (another replica leads).
     assert log_text.count("leading:") == 1, log_text[-3000:]
-    check_invariants(settings, load.succeeded, order_log="order-0/order_log.csv")
+    check_invariants(settings, load.succeeded, replicas=("order-0", "catalog"))
 
 
 @pytest.mark.slow
@@ -65,7 +65,7 @@ def test_a_leader_cut_off_from_the_broker_is_replaced_within_5_s_and_follows_aga
     assert set(load.statuses) <= {200, 409, 503, 504}, load.statuses
     assert identical, lines
     assert log_text.count("leading:") == 1, log_text[-3000:]
-    check_invariants(settings, load.succeeded, order_log="order-0/order_log.csv")
+    check_invariants(settings, load.succeeded, replicas=("order-0", "catalog"))
 
 
 @pytest.mark.slow
@@ -96,4 +96,4 @@ def test_a_leader_whose_disk_fills_up_hands_over_within_5_s_and_catches_up_after
         assert faults and faults >= 1
         log_text = (tmp_path / f"{sick_one}.log").read_text()
         assert "storage fault" in log_text and "the disk takes writes again" in log_text
-        check_invariants(settings, load.succeeded, order_log=f"{sick_one}/order_log.csv")
+        check_invariants(settings, load.succeeded, replicas=(f"{sick_one}", "catalog"))
