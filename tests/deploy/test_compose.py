@@ -244,9 +244,14 @@ def test_down_then_up_keeps_the_data(stack):
     last = trade(api)
     quantity = api.get("/stocks/GameStart")[1]["data"]["quantity"]
     api.close()
+    started = time.monotonic()
     stack("stop", "--timeout", "20")
+    print(f"compose stop: {time.monotonic() - started:.1f} s")
     stack.exit_codes = {c.labels["com.docker.compose.service"]: c.attrs["State"]["ExitCode"]
                         for c in stack.containers()}
+    for name, code in stack.exit_codes.items():
+        if code:  # what it logged last says why it did not exit 0
+            print(f"{name} exited {code}:\n{stack('logs', '--timestamps', '--tail', '40', name)}")
     stack("down")
     assert len(stack.volumes()) == 5
     stack.up()
