@@ -261,8 +261,6 @@ def test_down_then_up_keeps_the_data(stack):
     assert trade(api) == last + 1
 
 
-@pytest.mark.xfail(reason="the first full run saw 137 (SIGKILL after the 20 s grace) for the stand-in broker, whose "
-                          "PID 1 is Debian's rabbitmq-server wrapper, and for order-2; not diagnosed yet")
 def test_stop_lets_every_service_exit_0(stack):
     # `compose stop` sends SIGTERM (through the init in the app containers); the codes are the last test's.
     assert {name: code for name, code in stack.exit_codes.items() if code} == {}
