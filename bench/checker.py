@@ -19,7 +19,7 @@ import io
 from collections import Counter, defaultdict
 
 from bench.history import acknowledged, outcome
-from catalog_worker.store import DEFAULT_QUANTITY
+from ledger.stocks import DEFAULT_QUANTITY
 
 PROPERTIES = ("acknowledged", "once", "gapless", "unique", "retries", "refused", "catalog", "identical")
 

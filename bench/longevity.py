@@ -24,8 +24,8 @@ from broker import RpcClient, RpcError
 from catalog_worker.store import DEFAULT_PRICES, JOURNAL_COLUMNS, JOURNAL_SEGMENT, STOCK_COLUMNS
 from client.session import Session
 from harness.stack import ROOT, Stack, free_port
-from order_worker.store import COLUMNS as ORDER_COLUMNS
-from order_worker.store import Order, checksummed
+from ledger.orders import COLUMNS as ORDER_COLUMNS
+from ledger.orders import Order, checksummed
 from runtime.settings import Settings
 
 NAMES = list(DEFAULT_PRICES)

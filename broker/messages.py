@@ -15,6 +15,14 @@ from runtime.logs import request_id
 JSON = "application/json"
 # When the caller of the request being handled stops waiting (epoch seconds; None outside requests).
 deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
+
+
+def deadline_left(default: float) -> float:
+    """Seconds until the deadline of the request being handled, or ``default`` outside one."""
+    ends = deadline.get()
+    return default if ends is None else max(0.0, ends - time.time())
+
+
 # Ids made here (request, correlation and message ids): random per process, then counted, since
 # uuid4 costs a system call each time; several per trade showed in py-spy.
 _PROCESS_ID, _COUNTER = uuid.uuid4().hex[:16], itertools.count()

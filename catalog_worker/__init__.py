@@ -1,1 +1,1 @@
-"""The catalog worker: owns the stock catalog and applies trades to it."""
+"""A catalog replica: serves stock lookups from its copy of the stocks, derived from the order stream."""

@@ -1,41 +1,39 @@
-"""The catalog's RPC methods."""
-from broker import Reply
-from broker.messages import RpcError
-from trading.orders import parse_int, parse_trade
-from trading.stocks import stock_changed
+"""The catalog's RPC methods: lookups and the listing, answered from this replica's stock table."""
+from broker.messages import RpcError, deadline_left
+from trading.orders import parse_int
 
 SERVICE = "catalog"
 
 
 class CatalogService:
-    """Answers lookups and applies trades sent by the order worker, announcing each as an event."""
+    """Answers from a read replica of the order stream, once it has applied what the caller has seen.
 
-    def __init__(self, store, settings):
-        self.store, self.settings = store, settings
-        self.handlers = {"lookup": self.lookup, "trade": self.trade, "trades_after": self.trades_after,
-                         "list": self.list}
+    ``min_seq`` (optional) is the newest trade seq the caller knows of: the answer waits until this
+    replica has applied it, so a client never reads a stock older than its own last trade.
+    """
+
+    def __init__(self, ledger, settings):
+        self.ledger, self.settings = ledger, settings
+        self.handlers = {"lookup": self.lookup, "list": self.list}
 
     def lookup(self, args):
         """The stock, with ``seq`` so a cache can order this answer against events."""
         name = args.get("name")
         if not isinstance(name, str):
             raise RpcError(400, "'name' must be a string")
-        stock = self.store.lookup(name)
+        self._catch_up(args)
+        stock = self.ledger.stocks.get(name)
+        if stock is None:
+            raise RpcError(404, f"stock {name!r} not found")
         return {"name": stock.name, "price": stock.price, "quantity": stock.quantity, "seq": stock.seq}
-
-    def trade(self, args):
-        # after_seq: the order worker asks for a new trade of an id whose earlier trade it has numbered.
-        after_seq = parse_int(args, "after_seq") if "after_seq" in args else 0
-        trade = self.store.trade(*parse_trade(args), after_seq)
-        # The stock as it is now: after this trade or a later one, with that trade's seq. A repeated
-        # trade id announces it again, which is harmless and covers an event lost with a reply.
-        stock = self.store.lookup(trade.name)._asdict()
-        return Reply(trade._asdict(), (stock_changed(self.settings, SERVICE, stock),))
 
     def list(self, args):
         """Every stock with its trading volume and ``seq``, for the frontend's stock board."""
-        return [stock._asdict() for stock in self.store.stocks()]
+        self._catch_up(args)
+        return [stock._asdict() for stock in self.ledger.stocks]
 
-    def trades_after(self, args):
-        """Trades applied after sequence number ``seq``, so the order worker can log any it missed."""
-        return [t._asdict() for t in self.store.trades_after(parse_int(args, "seq"))]
+    def _catch_up(self, args):
+        min_seq = parse_int(args, "min_seq") if "min_seq" in args else 0
+        # Half the time left, so the caller hears why before it gives up.
+        if not self.ledger.wait_applied(min_seq, deadline_left(self.settings.rpc_timeout) / 2):
+            raise RpcError(503, "this catalog replica has not caught up with the order stream")

@@ -37,6 +37,12 @@ class LookupCache:
             self._entries.move_to_end(name)
             return entry[1]
 
+    def newest(self, name=None):
+        """The newest seq known here of the stock ``name`` (of any stock without one): what a catalog
+        replica must have applied before it answers, so no client reads older than its own trade."""
+        with self._lock:
+            return self._seen.get(name, 0) if name else max(self._seen.values(), default=0)
+
     def fill(self, name, answer, seq, epoch):
         """Cache a lookup ``answer`` as of ``seq``, made during ``epoch``, unless it is outdated."""
         with self._lock:

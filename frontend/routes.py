@@ -21,7 +21,8 @@ def list_stocks():
     listing = board.listing()
     if listing is None:
         epoch = board.epoch  # before the call, as for the lookup cache
-        listing = board.fill(current_app.extensions["rpc"].call("catalog", "list", {}), epoch)
+        min_seq = current_app.extensions["cache"].newest()
+        listing = board.fill(current_app.extensions["rpc"].call("catalog", "list", {"min_seq": min_seq}), epoch)
     etag, body = listing
     response = current_app.response_class(body, mimetype="application/json")
     response.set_etag(etag)
@@ -36,7 +37,7 @@ def lookup(name):
     if stock is not None:
         return {"data": stock}, HIT
     epoch = cache.epoch  # before the call: a reset during it means the answer cannot be trusted
-    stock = current_app.extensions["rpc"].call("catalog", "lookup", {"name": name})
+    stock = current_app.extensions["rpc"].call("catalog", "lookup", {"name": name, "min_seq": cache.newest(name)})
     cache.fill(name, stock, stock.pop("seq"), epoch)
     return {"data": stock}, MISS
 

@@ -58,7 +58,9 @@ class Stack:
     Without ``settings`` the stack makes its own: a fresh namespace and data directory (unless ``env``
     sets BAZAAR_NAMESPACE or DATA_DIR), deleted when it ends. With ``replicas`` > 1 the order workers
     are ``order-0``, ``order-1``…, each with its own ``REPLICA_ID``, data directory
-    ``<data_dir>/order-<i>`` and ``replica_env``; the catalog's files stay in ``<data_dir>``.
+    ``<data_dir>/order-<i>`` and ``replica_env``; likewise ``catalog_replicas`` > 1 makes ``catalog-0``…
+    in ``<data_dir>/catalog-<i>``. One order worker keeps its files in ``<data_dir>``, one catalog
+    in ``<data_dir>/catalog``.
     ``modules`` replaces a service's ``python -m`` module (e.g. the HTTP floor for the frontend).
     Every worker serves its metrics on a port of its own (``metrics_urls``): a worker is ready once
     they show it consuming, the frontend once ``/readyz`` (or, without its workers, ``/healthz``)
@@ -67,7 +69,7 @@ class Stack:
     """
 
     def __init__(self, settings=None, env=None, services=tuple(MODULES), modules=None, replicas=1,
-                 replica_env=None, log_dir=None, port=None, ready_timeout=30, launch=None):
+                 replica_env=None, log_dir=None, port=None, ready_timeout=30, launch=None, catalog_replicas=1):
         self.launch = launch or (lambda name, argv, env: (argv, env))
         env = dict(env or {})
         self._scratch = None
@@ -81,7 +83,8 @@ class Stack:
         self.settings, self.ready_timeout = settings, ready_timeout
         self.log_dir = Path(log_dir or settings.data_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        ports = [p for p in free_ports(2 + len(services) + replicas) if p != port]  # never the frontend's
+        # Never the frontend's port.
+        ports = [p for p in free_ports(2 + len(services) + replicas + catalog_replicas) if p != port]
         self.port = port or ports.pop()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "AMQP_URL": settings.amqp_url, "BAZAAR_NAMESPACE": settings.namespace,
@@ -95,6 +98,11 @@ class Stack:
                 self.services.update({f"order-{i}": (modules["order"], {
                     "REPLICA_ID": str(i), "DATA_DIR": str(self.replica_dir(f"order-{i}")), **(replica_env or {})})
                     for i in range(replicas)})
+            elif service == "catalog":
+                self.services.update({name: (modules["catalog"], {
+                    "REPLICA_ID": str(i), "DATA_DIR": str(self.replica_dir(name))})
+                    for i, name in enumerate([f"catalog-{i}" for i in range(catalog_replicas)]
+                                             if catalog_replicas > 1 else ["catalog"])})
             else:
                 self.services[service] = (modules[service], {})
         workers = [name for name in self.services if name != "frontend"]
@@ -152,13 +160,18 @@ class Stack:
         return self.stop(*names, sig=signal.SIGKILL)
 
     def replica_dir(self, name):
-        """The data directory of an order worker replica."""
+        """The data directory of an order worker replica, or of a catalog replica."""
         return self.settings.data_dir / name
 
     @property
     def replicas(self):
         """The order worker replicas running now."""
         return [name for name in self.processes if name.startswith("order")]
+
+    @property
+    def catalogs(self):
+        """The catalog replicas running now."""
+        return [name for name in self.processes if name.startswith("catalog")]
 
     def leader(self, timeout=10):
         """The order worker replica that leads now, as its metrics say."""

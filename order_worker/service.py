@@ -1,63 +1,48 @@
-"""The order worker's RPC methods, and reconciliation with the catalog."""
+"""The order worker's RPC methods."""
 import contextlib
 import logging
-import threading
 
-from broker import RpcError
+from broker import Reply, RpcError
 from runtime.lifecycle import Loop
 from trading.orders import parse_int, parse_trade
+from trading.stocks import stock_changed
 
 log = logging.getLogger(__name__)
 SERVICE = "order"
-RECONCILE_EVERY = 10
 PING_EVERY = 1  # seconds between a standby replica's pings of the order queue
 
 
 class OrderService:
-    """Executes each trade once through the catalog and numbers it in the replicated order log.
+    """Executes each trade once, as an order in the replicated log that every replica applies alike.
 
-    The catalog applies a trade and journals it under its trade id before anything else; the
-    order log records it afterwards. If the order worker dies or loses the catalog's reply in
-    between, ``reconcile`` finds the applied-but-unlogged trades and logs them. Only the replica
-    RabbitMQ delivers requests to (the leader) answers them, once it has caught up on the log.
+    Only the replica RabbitMQ delivers requests to (the leader) answers them, once it has caught
+    up on the log: it checks a trade against its own copy of the stocks, proposes it to the stream,
+    and answers once the stream has decided it, announcing the stock as the trade left it.
     """
 
-    def __init__(self, log_store, catalog, rpc_timeout):
-        self.orders, self.catalog = log_store, catalog
-        # Within a request, half the frontend's timeout, so the frontend hears about a slow catalog
-        # before it gives up; calls of its own (reconciling, pings) wait as long as the frontend would.
-        self.catalog_timeout, self.own_timeout = rpc_timeout / 2, rpc_timeout
+    def __init__(self, ledger, settings):
+        self.ledger, self.settings = ledger, settings
         self.handlers = {"trade": self.trade, "query": self.query, "ping": self.ping}
-        self.uncertain = threading.Event()
 
     def trade(self, args):
         trade_id, name, order_type, quantity = parse_trade(args)
-        self._lead()
-        order = self.orders.find(trade_id) or self._execute(args)
+        self.ledger.lead()
+        order = self.ledger.find(trade_id)
+        if order is None:
+            self.ledger.require_space()  # step down before proposing what this replica could not log
+            order = self.ledger.propose(trade_id, name, order_type, quantity)
         if (order.name, order.type, order.quantity) != (name, order_type, quantity):
             raise RpcError(422, "this Idempotency-Key was already used for a different order")
+        # The stock as it is now: after this trade or a later one, with that trade's seq. A repeated
+        # trade id announces it again, which is harmless and covers an event lost with a reply.
+        stock = self.ledger.stocks.get(order.name)._asdict()
         # catalog_seq lets the frontend's cache drop what this trade made stale.
-        return {"transaction_number": order.number, "catalog_seq": order.catalog_seq}
-
-    def _execute(self, args):
-        self.orders.require_space()  # refuse before the catalog applies what could not be logged
-        try:
-            t = self.catalog.call("catalog", "trade", args, timeout=self.catalog_timeout)
-            if self.orders.has_seq(t["seq"]) and self.orders.find(t["trade_id"]) is None:
-                # The catalog remembers this id for a trade the log numbered and has since forgotten
-                # (the window is over): the retry is a new trade. (A concurrent retry of a trade
-                # just numbered finds it: the log adds the id before the catalog's number.)
-                t = self.catalog.call("catalog", "trade", {**args, "after_seq": t["seq"]},
-                                      timeout=self.catalog_timeout)
-            return self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"])
-        except RpcError as exc:
-            if exc.code in (503, 504, 507):
-                self.uncertain.set()  # the catalog may have applied it without a number: reconcile soon
-            raise
+        return Reply({"transaction_number": order.number, "catalog_seq": order.catalog_seq},
+                     (stock_changed(self.settings, SERVICE, stock),))
 
     def query(self, args):
-        self._lead()  # so a number the previous leader gave out is never a 404 here
-        order = self.orders.get(parse_int(args, "number"))
+        self.ledger.lead()  # so a number the previous leader gave out is never a 404 here
+        order = self.ledger.get(parse_int(args, "number"))
         if order is None:
             raise RpcError(404, f"order {args['number']} not found")
         return {"number": order.number, "name": order.name, "type": order.type, "quantity": order.quantity}
@@ -66,78 +51,28 @@ class OrderService:
         """Answer a health check, taking the lead first: being pinged means RabbitMQ made this
         replica the order queue's active consumer. Not before its stream reader is connected, though,
         which a ping should not wait for: the next ping, a second later, finds it connected."""
-        if self.orders.connected:
-            self._lead()
+        if self.ledger.connected:
+            self.ledger.lead()
         return {"service": SERVICE}
-
-    def _lead(self):
-        """Answer as the leader: caught up on the order stream, and reconciling what a predecessor left."""
-        if not self.orders.leading:
-            self.orders.lead()
-            self.uncertain.set()
-
-    def reconcile(self):
-        """Log every trade the catalog applied that the order log does not have yet."""
-        missed = self.catalog.call("catalog", "trades_after", {"seq": self.orders.seq_floor},
-                                   timeout=self.own_timeout)
-        for t in missed:
-            if not self.orders.has_seq(t["seq"]):
-                # Only while leading: a replica that lost the lead (frozen, cut off) must not take it back.
-                order = self.orders.record(t["trade_id"], t["name"], t["type"], t["quantity"], t["seq"],
-                                           take_lead=False)
-                if order is None:
-                    return
-                log.warning("reconciled trade %s as transaction %d", t["trade_id"], order.number)
 
 
 class Pinger(Loop):
     """Pings the order queue every PING_EVERY seconds while this replica does not lead.
 
     The queue's active consumer learns that it is active only from a delivery, so without these
-    it would take the lead (catch up, reconcile, show as leading) only at the first trade."""
+    it would take the lead (catch up, show as leading) only at the first trade."""
 
-    def __init__(self, service):
+    def __init__(self, ledger, client, timeout):
         super().__init__("ping", daemon=True)
-        self.service = service
+        self.ledger, self.client, self.timeout = ledger, client, timeout
 
     def stop(self):
         # Not waited for: a ping in flight at the end has no one left to answer it, and matters to no one.
         self.stopping.set()
 
     def run(self):
-        service = self.service
         while not self.stopping.wait(PING_EVERY):
-            if not service.orders.leading:
+            if not self.ledger.leading:
                 # An error means no leader yet, or one that could not catch up: its own log says why.
                 with contextlib.suppress(RpcError):
-                    service.catalog.call(SERVICE, "ping", {}, timeout=service.own_timeout)
-
-
-class Reconciler(Loop):
-    """Reconciles ``service`` at start, after every catalog call whose outcome is unknown, and every
-    RECONCILE_EVERY seconds for a catalog commit that came later than its deadline."""
-
-    def __init__(self, service):
-        super().__init__("reconcile", daemon=True)
-        self.service = service
-
-    def wake(self):
-        self.service.uncertain.set()
-
-    def run(self):
-        service = self.service
-        service.uncertain.set()
-        while not self.stopping.is_set():
-            service.uncertain.wait(timeout=RECONCILE_EVERY)
-            # Cleared before the wait, so a call that fails during it asks for another round.
-            service.uncertain.clear()
-            # A request the catalog has not started by its deadline is dropped: wait out those in hand.
-            if self.stopping.wait(service.catalog_timeout):
-                return
-            if not service.orders.leading:
-                continue  # the leader reconciles; this replica may become it
-            try:
-                service.reconcile()
-            except RpcError as exc:
-                log.warning("reconciliation failed, will retry: %s", exc.message)
-                service.uncertain.set()
+                    self.client.call(SERVICE, "ping", {}, timeout=self.timeout)

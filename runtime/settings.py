@@ -34,7 +34,7 @@ class Settings:
                                              "open HTTP connections held at once")
     frontend_channel_timeout: int = setting("FRONTEND_CHANNEL_TIMEOUT", 30,
                                             "seconds before a silent HTTP connection is closed")
-    catalog_threads: int = setting("CATALOG_THREADS", 4, "catalog worker threads")
+    catalog_threads: int = setting("CATALOG_THREADS", 4, "threads of each catalog replica")
     order_threads: int = setting("ORDER_THREADS", 8, "order worker threads")
     max_body_bytes: int = setting("MAX_BODY_BYTES", 64 * 1024, "largest accepted request body")
     metrics_host: str = setting("METRICS_HOST", "127.0.0.1", "address of a worker's Prometheus metrics")
@@ -42,13 +42,11 @@ class Settings:
                                                    "the frontend serves them on /metrics instead")
     cache_size: int = setting("CACHE_SIZE", 1000, "stock lookups the frontend caches, 0 = no cache")
     queue_type: str = setting("QUEUE_TYPE", "classic", "classic, or quorum: replicated, for a cluster")
-    replica_id: int = setting("REPLICA_ID", 0, "which order worker replica this is, in its logs and "
-                                               "connection names")
+    replica_id: int = setting("REPLICA_ID", 0, "which replica of its service this worker is, in its logs "
+                                               "and connection names")
     idempotency_window: float = setting("IDEMPOTENCY_WINDOW", 24 * 3600.0,
                                         "seconds a trade id is remembered for retries")
     idempotency_keys: int = setting("IDEMPOTENCY_KEYS", 500_000, "how many trade ids are remembered at most")
-    journal_segment_trades: int = setting("JOURNAL_SEGMENT_TRADES", 100_000,
-                                          "trades per catalog journal file before it rotates")
     order_stream_max_age: str = setting("ORDER_STREAM_MAX_AGE", "7D",
                                         "how long the order stream keeps entries, when an order worker "
                                         "creates it (see the README to change an existing one)")

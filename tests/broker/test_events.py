@@ -50,7 +50,7 @@ def test_a_trade_announces_the_stock_after_it(api, admin, fishco_events):
     assert api.post("/orders", {"name": "FishCo", "quantity": 3, "type": "buy"})[0] == 200
     props, body = admin.get(fishco_events)
     assert json.loads(body) == FISHCO
-    assert (props.type, props.content_type, props.app_id) == ("stock.changed", "application/json", "catalog")
+    assert (props.type, props.content_type, props.app_id) == ("stock.changed", "application/json", "order")
     assert abs(props.timestamp - time.time()) < 60
     assert admin.channel.basic_get(fishco_events)[0] is None  # the rejected trade announced nothing
 

@@ -8,8 +8,8 @@ import pika
 
 from broker import lock
 from broker.connection import connect, parameters
-from order_worker.replication import ReplicatedLog
-from order_worker.store import OrderLog
+from ledger.orders import OrderLog
+from ledger.replication import ReplicatedLog
 
 
 def test_one_holder_at_a_time_and_a_dead_holder_lets_go(settings):
@@ -64,7 +64,7 @@ def test_replicas_starting_together_subscribe_to_the_new_stream_quietly(settings
         def start(replica, round_=round_, settings_=settings_, together=together):
             data_dir = tmp_path / f"{round_}-{replica}"
             data_dir.mkdir()
-            log = ReplicatedLog(replace(settings_, data_dir=data_dir), OrderLog(data_dir))
+            log = ReplicatedLog(replace(settings_, data_dir=data_dir), OrderLog(data_dir), data_dir.name)
             try:
                 with connect(settings_, f"order-{replica}.stream", stopping) as connection:
                     together.wait()

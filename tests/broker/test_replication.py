@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -12,8 +13,8 @@ import pika
 import pytest
 
 from broker import RpcError
-from order_worker.replication import ORDER, DiskWatch, ReplicatedLog, stream_is_gone
-from order_worker.store import OrderLog
+from ledger.orders import Order, OrderLog
+from ledger.replication import ORDER, DiskWatch, ReplicatedLog, stream_is_gone
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +24,7 @@ def replica(settings, data_dir, on_diverged=None, on_step_down=None):
     """A started ReplicatedLog on ``data_dir``, its disk watched; ``on_diverged(reason)`` hears of its
     failure, ``on_step_down()`` of its stepping down."""
     orders = OrderLog(data_dir)
-    log = ReplicatedLog(replace(settings, data_dir=data_dir), orders)
+    log = ReplicatedLog(replace(settings, data_dir=data_dir), orders, data_dir.name)
     log.on_step_down = on_step_down
     watch = DiskWatch(log)
     log.start(on_failure=on_diverged and (lambda component: on_diverged(str(component.failure))))
@@ -51,7 +52,7 @@ def wait_for_reason(reasons, timeout=10):
 
 
 def trade(log, n):
-    return log.record(f"t{n}", "FishCo", "buy", 1, n + 1)
+    return log.propose(f"t{n}", "FishCo", "buy", 1)
 
 
 def wait_for(log, count, timeout=10):
@@ -118,7 +119,7 @@ def test_a_log_that_disagrees_with_the_stream_stops_the_replica(settings, tmp_pa
     with replica(settings, tmp_path / "a") as leader:
         trade(leader, 0)
     other = OrderLog(tmp_path / "b")
-    other.record("someone-else", "FishCo", "sell", 1, 1)
+    other.append(Order(0, "FishCo", "sell", 1, "someone-else", 1))
     other.close()
     reasons = []
     with replica(settings, tmp_path / "b", on_diverged=reasons.append) as diverged:
@@ -207,3 +208,36 @@ def test_a_stream_shorter_than_the_position_or_replaced_stops_the_replica(settin
     reasons = []
     with replica(settings, tmp_path / "a", on_diverged=reasons.append):
         assert reason in wait_for_reason(reasons)
+
+
+def test_every_replica_refuses_an_order_that_would_oversell_and_keeps_the_same_stocks(settings, tmp_path):
+    with replica(settings, tmp_path / "a") as old, replica(settings, tmp_path / "b") as new:
+        assert old.propose("t0", "FishCo", "buy", 60).number == 0
+        new.lead()  # takes over without the old leader knowing
+        assert new.propose("t1", "FishCo", "buy", 30).number == 1
+        wait_for(old, 2)
+        with pytest.raises(RpcError, match="insufficient quantity of FishCo: 10 available"):
+            old.propose("t2", "FishCo", "buy", 20)  # checked against the stocks the stream made
+        with replica(settings, tmp_path / "c") as late:
+            wait_for(late, 2)
+            assert [list(r.stocks) for r in (old, new, late)] == [list(old.stocks)] * 3
+    assert old.stocks.get("FishCo").quantity == 10 and file_bytes(tmp_path / "a") == file_bytes(tmp_path / "c")
+
+
+def test_trades_proposed_while_the_reader_is_busy_go_out_in_one_entry(settings, tmp_path):
+    with replica(settings, tmp_path / "a") as leader:
+        leader.propose("first", "FishCo", "buy", 1)
+        start = leader.position
+        connection, _ = leader._link
+        connection.add_callback_threadsafe(lambda: time.sleep(0.5))  # the reader is busy for a while
+        with ThreadPoolExecutor(8) as pool:
+            orders = list(pool.map(lambda n: leader.propose(f"t{n}", "FishCo", "buy", 1), range(8)))
+        assert sorted(order.number for order in orders) == list(range(1, 9))
+        assert leader.position - start == 1 and leader.stocks.get("FishCo").quantity == 91
+
+
+def test_the_stocks_are_saved_with_the_position_and_read_back(settings, tmp_path):
+    with replica(settings, tmp_path / "a") as leader:
+        leader.propose("t0", "BoarCo", "sell", 5)
+    with replica(settings, tmp_path / "a") as again:
+        assert again.stocks.get("BoarCo")[2:] == (105, 5, 1) and again.position > 0

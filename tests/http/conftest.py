@@ -1,23 +1,41 @@
 """Fixtures for the HTTP contract without a broker: the frontend app over an in-memory transport
-to the real catalog and order services, which keep their files in the test's own directory."""
+to the real catalog and order services, which share one ledger in the test's own directory."""
 import pytest
 
 from broker.memory import MemoryTransport
 from catalog_worker.service import CatalogService
-from catalog_worker.store import CatalogStore
 from frontend import create_app
+from broker.messages import RpcError
+from ledger.orders import Order, OrderLog
+from ledger.stocks import Stocks
 from order_worker.service import OrderService
-from order_worker.store import OrderLog
 from runtime.settings import Settings
 
 
 class SoleReplica(OrderLog):
-    """An order log that is the only replica, so it always leads: there is no stream to follow."""
+    """The only replica of the ledger, so it always leads: each order is decided as it is proposed."""
 
-    leading = True
+    leading = connected = True
+
+    def __init__(self, data_dir):
+        super().__init__(data_dir)
+        self.stocks = Stocks()
 
     def lead(self):
         pass
+
+    def propose(self, trade_id, name, order_type, quantity):
+        if not self.stocks.available(name, order_type, quantity):
+            if self.stocks.get(name) is None:
+                raise RpcError(404, f"stock {name!r} not found")
+            raise RpcError(409, f"insufficient quantity of {name}: {self.stocks.get(name).quantity} available")
+        order = Order(self.next_number, name, order_type, quantity, trade_id, self.next_number + 1)
+        self.append(order)
+        self.stocks.apply(order)
+        return order
+
+    def wait_applied(self, seq, timeout):
+        return True
 
 
 class TestClientSession:
@@ -44,15 +62,13 @@ def settings(tmp_path):
 
 @pytest.fixture
 def transport(settings):
-    """The catalog and order services behind an in-memory transport."""
+    """The catalog and order services behind an in-memory transport, sharing one ledger."""
     transport = MemoryTransport()
-    store = CatalogStore(settings.data_dir / "catalog")
-    orders = SoleReplica(settings.data_dir / "order")
-    transport.serve("catalog", CatalogService(store, settings).handlers)
-    transport.serve("order", OrderService(orders, transport, settings.rpc_timeout / 2).handlers)
+    ledger = SoleReplica(settings.data_dir / "order")
+    transport.serve("catalog", CatalogService(ledger, settings).handlers)
+    transport.serve("order", OrderService(ledger, settings).handlers)
     yield transport
-    store.stop()
-    orders.close()
+    ledger.close()
 
 
 @pytest.fixture

@@ -1,40 +1,31 @@
 """Unit tests for the order log: gapless numbers, dedupe, recovery."""
 import pytest
 
-from order_worker.store import COLUMNS, Corrupt, Order, OrderLog, decode
+from ledger.orders import COLUMNS, Corrupt, Order, OrderLog, decode
+
+
+def record(log, trade_id, name="FishCo", order_type="buy", quantity=1):
+    """Append a trade with the next number, as a replica accepting it from the stream does."""
+    order = Order(log.next_number, name, order_type, quantity, trade_id, log.next_number + 1)
+    log.append(order)
+    return order
 
 
 def test_numbers_start_at_zero_and_have_no_gaps(tmp_path):
     log = OrderLog(tmp_path)
-    numbers = [log.record(f"t{n}", "FishCo", "buy", 1, n + 1).number for n in range(5)]
+    numbers = [record(log, f"t{n}").number for n in range(5)]
     assert numbers == [0, 1, 2, 3, 4]
     assert log.get(2).trade_id == "t2" and log.get(5) is None and log.get(-1) is None
 
 
-def test_recording_a_trade_twice_keeps_its_number(tmp_path):
-    log = OrderLog(tmp_path)
-    first = log.record("t1", "FishCo", "buy", 1, 1)
-    assert log.record("t1", "FishCo", "buy", 1, 1) == first
-    assert log.find("t1") == first and log.find("t2") is None
-
-
 def test_numbering_continues_after_a_restart(tmp_path):
     log = OrderLog(tmp_path)
-    log.record("t1", "FishCo", "buy", 1, 1)
-    log.record("t2", "BoarCo", "sell", 2, 2)
+    record(log, "t1")
+    record(log, "t2", "BoarCo", "sell", 2)
     log.close()
     again = OrderLog(tmp_path)
     assert again.find("t2").number == 1
-    assert again.record("t3", "FishCo", "buy", 1, 3).number == 2
-
-
-def test_seq_floor_covers_only_a_gapless_prefix(tmp_path):
-    log = OrderLog(tmp_path)
-    log.record("a", "FishCo", "buy", 1, 1)
-    log.record("c", "FishCo", "buy", 1, 3)
-    assert log.seq_floor == 1
-    log.record("b", "FishCo", "buy", 1, 2)
-    assert log.seq_floor == 3
+    assert again.find("t1").number == 0 and record(again, "t3").number == 2
 
 
 def test_append_takes_only_the_next_number(tmp_path):
@@ -48,10 +39,10 @@ def test_append_takes_only_the_next_number(tmp_path):
 def test_orders_are_read_back_from_disk_after_a_restart(tmp_path):
     log = OrderLog(tmp_path)
     for n in range(2000):
-        log.record(f"trade-{n}", "FishCo", "buy" if n % 3 else "sell", n % 7 + 1, n + 1)
+        record(log, f"trade-{n}", "FishCo", "buy" if n % 3 else "sell", n % 7 + 1)
     log.close()
     again = OrderLog(tmp_path)
-    assert again.next_number == 2000 and again.seq_floor == 2000
+    assert again.next_number == 2000
     assert again.get(1234) == Order(1234, "FishCo", "buy", 3, "trade-1234", 1235)
     assert again.get(0).type == "sell" and again.get(2000) is None
     assert again.append(Order(2000, "BoarCo", "sell", 1, "a,quoted \"id\"", 2001)) is None
@@ -61,24 +52,11 @@ def test_orders_are_read_back_from_disk_after_a_restart(tmp_path):
 def test_keys_beyond_the_window_are_forgotten(tmp_path):
     log = OrderLog(tmp_path, window_keys=10)
     for n in range(30):
-        log.record(f"t{n}", "FishCo", "buy", 1, n + 1)
+        record(log, f"t{n}")
     assert log.find("t19") is None and log.find("t20").number == 20
     log.close()
     again = OrderLog(tmp_path, window_keys=10)  # reads only the tail
     assert again.find("t19") is None and again.find("t29").number == 29
-    assert again.seq_floor == 30
-    assert again.record("t29", "FishCo", "buy", 1, 30).number == 29
-
-
-def test_seq_floor_after_a_restart_waits_for_a_gap_in_the_tail(tmp_path):
-    log = OrderLog(tmp_path, window_keys=3)
-    for n, seq in enumerate([1, 2, 3, 4, 6, 7]):
-        log.record(f"t{n}", "FishCo", "buy", 1, seq)
-    log.close()
-    again = OrderLog(tmp_path, window_keys=3)
-    assert again.seq_floor == 4
-    again.record("late", "FishCo", "buy", 1, 5)
-    assert again.seq_floor == 7
 
 
 def test_every_line_carries_the_time_and_a_checksum_of_itself(tmp_path):
@@ -113,7 +91,7 @@ def test_an_old_log_is_migrated_to_the_checksummed_format_once(tmp_path):
 def test_a_damaged_line_is_cut_off_with_all_after_it_and_the_file_kept(tmp_path):
     log = OrderLog(tmp_path)
     for n in range(5):
-        log.record(f"t{n}", "FishCo", "buy", 1, n + 1)
+        record(log, f"t{n}")
     log.close()
     path = tmp_path / "order_log.csv"
     original = path.read_bytes()
@@ -126,6 +104,6 @@ def test_a_damaged_line_is_cut_off_with_all_after_it_and_the_file_kept(tmp_path)
 def test_rewind_makes_the_window_what_it_was_before_a_number(tmp_path):
     log = OrderLog(tmp_path, window_keys=3)
     for n in range(6):
-        log.record(f"t{n}", "FishCo", "buy", 1, n + 1)
+        record(log, f"t{n}")
     log.rewind(3)
     assert [log.find(f"t{n}") is not None for n in range(6)] == [True, True, True, False, False, False]

@@ -1,12 +1,15 @@
-"""Order log replication through a RabbitMQ stream, which decides every transaction number.
+"""The one log of trades: a RabbitMQ stream that decides every trade and its transaction number.
 
-Every replica reads the stream ``<namespace>.orders`` in order and applies one deterministic rule
-to each entry (``_accept``), so every replica's order log is the same prefix of one sequence. The
-leader (whichever replica RabbitMQ made the order queue's active consumer) proposes an order by
-publishing it with the number it expects, and answers only once its own reader has applied it:
-an entry that lost a race (a zombie ex-leader's, or one out of turn) is refused by every replica
-alike, the leader included, so nothing reaches a CSV that is not in the stream at that place.
+Every replica (of the order service and of the catalog) reads the stream ``<namespace>.orders`` in
+order and applies one deterministic rule to each order in it (``_accept``), so every replica's
+order log and stock table are the same function of the same prefix. The leader (whichever order
+replica RabbitMQ made the order queue's active consumer) proposes an order by publishing it with
+the number it expects, and answers only once its own reader has applied it: an order that lost a
+race (a zombie ex-leader's, one out of turn, one that would oversell) is refused by every replica
+alike, the leader included, so nothing reaches a CSV or a stock that is not in the stream there.
+Orders proposed while the reader is busy go out together as one entry (``_flush``).
 """
+import itertools
 import json
 import logging
 import os
@@ -20,17 +23,18 @@ from pika.exceptions import ChannelClosedByBroker
 
 from broker import lock, tracing
 from broker.consumer import ROUND, Consumer
-from broker.messages import RpcError, deadline, unique_id
+from broker.messages import RpcError, deadline_left, unique_id
 from broker.server import StepDown
-from order_worker.disk import DiskHealth, StorageFault
-from order_worker.store import Corrupt, Order
+from ledger.disk import DiskHealth, StorageFault
+from ledger.orders import Corrupt, Order
+from ledger.stocks import Stocks, change
 from runtime.lifecycle import Fatal, Loop
 from runtime.metrics import ORDER_LEADING, ORDER_LOG_ORDERS, ORDER_STREAM_POSITION
 from storage.files import DiskFull
 
 log = logging.getLogger(__name__)
 STREAM = "orders"
-ORDER, SYNC = "order", "sync"
+ORDER, ORDERS, SYNC = "order", "orders", "sync"  # one order (before batching), several, a marker
 READ_AHEAD = 500  # stream entries in flight to the reader (streams need a prefetch)
 # A follower is on nobody's critical path: it reads and fsyncs in rounds this long (at most),
 # leaving the CPUs and the disk to the leader between them.
@@ -51,21 +55,22 @@ class Diverged(Fatal):
 
 
 class ReplicatedLog(Consumer):
-    """An OrderLog kept equal to the stream: it reads the stream in a thread of its own (from
-    ``start`` to ``stop``), ``lead`` and ``record`` write it; a Diverged log is its failure.
+    """An OrderLog and a stock table (``stocks``) kept equal to the stream: it reads the stream in a
+    thread of its own (from ``start`` to ``stop``), ``lead`` and ``propose`` write it; a Diverged
+    log is its failure. ``name`` (``order-0``, ``catalog-1``) names its connection and entries.
 
-    Reads (``get``, ``find``, ``seq_floor``) answer from the local log. A replica becomes the
+    Reads (``get``, ``find``, ``stocks``) answer from the local state. A replica becomes the
     writer with ``lead``: it publishes a sync marker and waits until its reader reaches it, so
     it has read everything any earlier leader wrote before it numbers anything itself. A leader
     whose disk fails (``disk``) stops leading and calls ``on_step_down()``, so that the order
-    queue goes to another replica.
+    queue goes to another replica. Catalog replicas only read (``wait_applied``).
     """
 
     retry_pause = 0.2
 
-    def __init__(self, settings, orders):
-        super().__init__(settings, f"order-{settings.replica_id}.stream")
-        self.orders = orders
+    def __init__(self, settings, orders, name):
+        super().__init__(settings, f"{name}.stream")
+        self.orders, self.replica = orders, name
         self.stream = settings.queue(STREAM)
         self._position_file = settings.data_dir / "stream_position"
         self._position, self._next, self._last_id = 0, 0, None  # the stream's start, until read from the file
@@ -75,12 +80,17 @@ class ReplicatedLog(Consumer):
         self._lock = threading.RLock()  # guards the fields below, shared by handlers and the reader
         self._link: tuple[Any, Any] | None = None  # (connection, channel) of the reader, which also publishes
         self._connected = threading.Event()
-        self._wake = threading.Event()  # cuts a follower's round short when this replica publishes
+        self._wake = threading.Event()  # cuts a follower's pause short: this replica publishes, or waits
         self._first_delivery, self._last_tag = False, None  # of the reader's subscription, unacked
         self._waiters = {}  # message id -> Future of the entry's outcome
         self._applied = []  # (Future, outcome) of entries applied since the last sync, for the reader only
         self._unsynced = False  # entries applied since the last sync
         self._pending = {}  # trade id -> Future of the proposal in flight for it
+        self._outbox = []  # (order, Future, trace headers) proposed since the last _flush
+        # The stock changes of the orders in flight, by stock and by trade id, so proposals fit the stock.
+        self._reserved, self._in_flight = {}, {}
+        self._progress = threading.Condition()  # notified when entries are applied and synced
+        self._caught_up_once = False
         self._leading = False
         self._proposed = 0  # the number the next proposal gets
         self._lead_lock = threading.Lock()
@@ -96,12 +106,13 @@ class ReplicatedLog(Consumer):
         """The order of a trade id in the window of a proposal made now."""
         return self.orders.find(trade_id, _now_ms())
 
-    def has_seq(self, catalog_seq):
-        return self.orders.has_seq(catalog_seq)
-
-    @property
-    def seq_floor(self):
-        return self.orders.seq_floor
+    def wait_applied(self, seq, timeout):
+        """Wait until this replica has caught up with the stream once and applied the trades up to
+        ``seq`` (a stock's: transaction number + 1); return whether it did within ``timeout`` s."""
+        with self._progress:
+            if not (self._caught_up_once and self._next >= seq):
+                self._wake.set()  # a follower between rounds reads on at once
+            return self._progress.wait_for(lambda: self._caught_up_once and self._next >= seq, timeout)
 
     def require_space(self):
         """Step down (StepDown) if the disk is too full to log a trade."""
@@ -152,34 +163,73 @@ class ReplicatedLog(Consumer):
                 ORDER_LEADING.set(1)
             log.info("leading: the next transaction number is %d", next_number)
 
-    def record(self, trade_id, name, order_type, quantity, catalog_seq, take_lead=True):
-        """Number an applied trade through the stream, unless it already has a number; without
-        ``take_lead``, only while leading already (else None)."""
+    def propose(self, trade_id, name, order_type, quantity):
+        """Execute a trade through the stream once per trade id: the Order numbering it (the earlier
+        one of a retried id), or RpcError 404 (no such stock) or 409 (not enough of it)."""
         with tracing.span(f"{self.stream} publish", tracing.SpanKind.PRODUCER, self.stream):
-            return self._record(trade_id, name, order_type, quantity, catalog_seq, take_lead)
-
-    def _record(self, trade_id, name, order_type, quantity, catalog_seq, take_lead):
-        for _ in range(2):  # a second try after another writer took our number and we caught up
-            if not take_lead and not self._leading:
-                return None
-            self.lead()
-            with self._lock:
-                if (order := self.find(trade_id)) is not None:
-                    return order
-                if (proposal := self._pending.get(trade_id)) is None:
-                    order = Order(self._proposed, name, order_type, quantity, trade_id, catalog_seq, _now_ms())
-                    proposal = self._publish(ORDER, json.dumps(order._asdict()).encode())
-                    self._pending[trade_id], self._proposed = proposal, self._proposed + 1
-            try:
-                if (order := self._wait(proposal, f"replicating trade {trade_id}")) is not None:
-                    return order
-            finally:
+            for _ in range(2):  # a second try after another writer took our number and we caught up
+                self.lead()
                 with self._lock:
-                    if self._pending.get(trade_id) is proposal:
-                        del self._pending[trade_id]
-            log.warning("another writer took the number meant for trade %s: catching up", trade_id)
-            self.resign()
+                    if (order := self.find(trade_id)) is not None:
+                        return order
+                    if (proposal := self._pending.get(trade_id)) is None:
+                        proposal = self._pending[trade_id] = self._enqueue(trade_id, name, order_type, quantity)
+                try:
+                    outcome = self._wait(proposal, f"replicating trade {trade_id}")
+                finally:
+                    with self._lock:
+                        if self._pending.get(trade_id) is proposal:
+                            del self._pending[trade_id]
+                if isinstance(outcome, RpcError):
+                    raise outcome
+                if outcome is not None:
+                    return outcome
+                log.warning("another writer took the number meant for trade %s: catching up", trade_id)
+                self.resign()
         raise RpcError(503, "the order log changed leader during the trade; retry it")
+
+    def _enqueue(self, trade_id, name, order_type, quantity):
+        """Queue an order with the next number for the stream (holding the lock); the Future of its
+        outcome. It is checked against the stocks as the orders in flight leave them, so the stream
+        accepts it unless another writer's orders come between."""
+        if self.failure:
+            raise RpcError(503, "this order replica cannot follow the order stream")  # why: in its log
+        reserved = self._reserved.get(name, 0)
+        if not self.stocks.available(name, order_type, quantity, reserved):
+            if (stock := self.stocks.get(name)) is None:
+                raise RpcError(404, f"stock {name!r} not found")
+            raise RpcError(409, f"insufficient quantity of {name}: {stock.quantity + reserved} available")
+        if self._link is None:
+            raise RpcError(503, "no connection to the order stream")
+        order = Order(self._proposed, name, order_type, quantity, trade_id, self._proposed + 1, _now_ms())
+        outcome: Future = Future()
+        self._outbox.append((order, outcome, tracing.inject({})))
+        if len(self._outbox) == 1:  # the first order since the last flush asks for one; the rest join it
+            connection, _ = self._link
+            connection.add_callback_threadsafe(self._flush)
+        self._proposed += 1
+        self._reserved[name] = reserved + change(order_type, quantity)
+        self._in_flight[trade_id] = name, change(order_type, quantity)
+        self._wake.set()
+        return outcome
+
+    def _flush(self):
+        """Publish every order queued since the last flush as one stream entry, on the reader's thread.
+
+        Orders queue up only while this thread is busy (applying, syncing, publishing the previous
+        entry), so one trade in flight goes out alone at once and many go out together: batching
+        that adapts to the load, with no timer."""
+        with self._lock:
+            batch, self._outbox = self._outbox, []
+            if not batch or self._link is None:
+                return  # _disconnect failed them
+            _, channel = self._link
+            message_id = unique_id()
+            self._waiters[message_id] = [outcome for _, outcome, _ in batch]
+        props = pika.BasicProperties(type=ORDERS, message_id=message_id, content_type="application/json",
+                                     app_id=self.replica, delivery_mode=2, headers=batch[0][2] or None)
+        channel.basic_publish("", self.stream, json.dumps([order._asdict() for order, _, _ in batch]).encode(),
+                              props)
 
     def subscribe(self, connection):
         channel = self._declare_stream(connection)
@@ -203,6 +253,9 @@ class ReplicatedLog(Consumer):
             connection.process_data_events(time_limit=ROUND)
             if not self._caught_up and self._last_tag is None:  # a round that brought nothing
                 self._caught_up = True
+                with self._progress:
+                    self._caught_up_once = True
+                    self._progress.notify_all()
                 log.info("caught up with the order stream at offset %d: %d orders; following it",
                          self._position, self._next)
             self._commit()
@@ -236,7 +289,7 @@ class ReplicatedLog(Consumer):
         with self._lock:
             was_leading, self._leading = self._leading, False
             ORDER_LEADING.set(0)
-            waiting = [*self._waiters.values(), *(waiter for waiter, _ in self._applied)]
+            waiting = [*itertools.chain(*self._waiters.values()), *(waiter for waiter, _ in self._applied)]
         for waiter in waiting:
             if not waiter.done():
                 waiter.set_exception(StepDown(str(fault)))
@@ -296,16 +349,16 @@ class ReplicatedLog(Consumer):
             raise RpcError(503, "this order replica cannot follow the order stream")  # why: in its log
         outcome: Future = Future()
         message_id = unique_id()
-        self._connected.wait(_time_left(self.settings.rpc_timeout))
+        self._connected.wait(deadline_left(self.settings.rpc_timeout))
         with self._lock:
             if self._link is None:
                 raise RpcError(503, "no connection to the order stream")
             connection, channel = self._link
-            self._waiters[message_id] = outcome
+            self._waiters[message_id] = [outcome]
             props = pika.BasicProperties(type=kind, message_id=message_id, content_type="application/json",
-                                         app_id=f"order-{self.settings.replica_id}", delivery_mode=2,
+                                         app_id=self.replica, delivery_mode=2,
                                          headers=tracing.inject({}) or None)
-            # Callbacks run in order, so the stream gets the proposals in the order they were numbered.
+            # Callbacks run in order: the stream gets a marker after the proposals queued before it.
             connection.add_callback_threadsafe(lambda: channel.basic_publish("", self.stream, body, props))
         self._wake.set()
         return outcome
@@ -313,7 +366,7 @@ class ReplicatedLog(Consumer):
     def _wait(self, outcome, doing):
         """The outcome of an entry, within the request's deadline."""
         try:
-            return outcome.result(timeout=_time_left(self.settings.rpc_timeout))
+            return outcome.result(timeout=deadline_left(self.settings.rpc_timeout))
         except TimeoutError:
             self.resign()  # the entry may still land: read the stream to its end before numbering again
             raise RpcError(504, f"timed out {doing}") from None
@@ -332,12 +385,11 @@ class ReplicatedLog(Consumer):
         if offset >= self._position:  # a chunk may start before the offset asked for
             with tracing.span(f"{self.stream} receive", tracing.SpanKind.CONSUMER, self.stream, props.headers,
                               {"bazaar.stream.offset": offset, "bazaar.stream.entry": props.type}):
-                outcome = self._apply(props.type, body)
+                outcomes = self._apply(props.type, body)
             self._position, self._last_id, self._unsynced = offset + 1, props.message_id or "", True
             with self._lock:
-                waiter = self._waiters.pop(props.message_id, None)
-            if waiter:
-                self._applied.append((waiter, outcome))
+                waiters = self._waiters.pop(props.message_id, [])
+            self._applied += zip(waiters, outcomes, strict=False)
         self._last_tag = delivery.delivery_tag
 
     def _resume_offset(self):
@@ -357,25 +409,48 @@ class ReplicatedLog(Consumer):
             if not waiter.done():  # a writer already told to step down is not told otherwise
                 waiter.set_result(outcome)
         self._applied, self._unsynced = [], False
+        with self._progress:
+            self._progress.notify_all()
 
     def _apply(self, kind, body):
-        """Apply one entry; return what its writer waits for."""
+        """Apply one entry; return the outcome of each order in it (of a sync marker: the next number)."""
         if kind == SYNC:
-            return self._next
+            return [self._next]
         try:
-            order = Order(**json.loads(body))
+            fields = json.loads(body)
+            orders = [Order.load(entry) for entry in (fields if kind == ORDERS else [fields])]
         except (ValueError, TypeError) as exc:
             log.warning("skipping a malformed order stream entry %r: %s", body[:200], exc)
-            return None
-        self._accept(order)
-        return self.orders.find(order.trade_id, order.time_ms)
+            return []
+        return [self._accept(order) for order in orders]
 
     def _accept(self, order):
-        """An order is accepted iff it has the next number and its trade has no number in the window
-        at the order's own time. The window holds exactly the entries accepted before it (``rewind``),
-        so the decision depends on the stream alone: no clock, restart or arrival time enters it."""
-        if order.number != self._next or self.orders.find(order.trade_id, order.time_ms) is not None:
-            return
+        """Decide an order; return its trade's Order (this one if accepted), a 409 RpcError, or None.
+
+        An order is accepted iff it has the next number, its trade has no number in the window at the
+        order's own time, and its stock has enough left (``Stocks.available``). The window and the
+        stocks hold exactly the orders accepted before it (``rewind``, the saved table), so the
+        decision depends on the stream alone: no clock, restart or arrival time enters it."""
+        accepted = (order.number == self._next and self.orders.find(order.trade_id, order.time_ms) is None
+                    and self.stocks.available(order.name, order.type, order.quantity))
+        if accepted:
+            self._log(order)
+        refused_stock = self.stocks.get(order.name) if order.number == self._next and not accepted else None
+        with self._lock:  # the stocks and the reservations change together, for proposals made meanwhile
+            if accepted:
+                self.stocks.apply(order)
+            if (reservation := self._in_flight.pop(order.trade_id, None)) is not None:
+                name, delta = reservation
+                self._reserved[name] -= delta
+        if accepted:
+            self._next += 1
+            return order
+        if (earlier := self.orders.find(order.trade_id, order.time_ms)) is not None or refused_stock is None:
+            return earlier
+        return RpcError(409, f"insufficient quantity of {order.name}: {refused_stock.quantity} available")
+
+    def _log(self, order):
+        """Write an accepted order to the log, or check it against the log a replica already has."""
         if order.number < self.orders.next_number:  # catching up over a log we already have
             try:
                 logged = self.orders.get(order.number)
@@ -387,34 +462,38 @@ class ReplicatedLog(Consumer):
         else:
             with self.disk.writing("an append to the order log"):
                 self.orders.append(order, sync=False)
-        self._next += 1
 
     def _resume_from_saved_position(self):
         """Take the saved position: the entry after the last one applied, the next number there, and
         that last entry's message id; the window is rewound to it, to decide what follows again."""
-        self._position, self._next, self._last_id = self._load_position()
+        self._position, self._next, self._last_id, self.stocks = self._load_position()
         if self._next < self.orders.next_number:
             self.orders.rewind(self._next)
 
     def _load_position(self):
-        """Where to resume reading, the next number there and the message id of the entry before it
-        (None if unknown): saved, or the stream's start."""
+        """Where to resume reading, the next number there, the message id of the entry before it
+        (None if unknown) and the stocks there: saved, or the stream's start (a file from before the
+        stock table was derived from the stream, too)."""
+        start = 0, 0, None, Stocks()
         try:
-            offset, next_number, *last_id = self._position_file.read_text().split()
-            offset, next_number = int(offset), int(next_number)
-        except (OSError, ValueError):
-            return 0, 0, None
+            offset, next_number, last_id, table = self._position_file.read_text().split(maxsplit=3)
+            offset, next_number, stocks = int(offset), int(next_number), Stocks(json.loads(table))
+        except (OSError, ValueError, TypeError):
+            return start
         # A log older than the saved position (restored, emptied, cut) is caught up from the start.
         if next_number > self.orders.next_number:
-            return 0, 0, None
-        return offset, next_number, (last_id[0].strip("-") if last_id else None)
+            return start
+        return offset, next_number, (last_id.strip("-") or None), stocks
 
     def _save_position(self):
-        # Written after the log's fsync and not synced itself: at worst it lags, and reading resumes earlier.
+        # Written after the log's fsync and not synced itself: at worst it lags, and reading resumes
+        # earlier, from the stocks saved with it. One write of whole pages, so it is never half there.
+        line = f"{self._position} {self._next} {self._last_id or '-'} {json.dumps(self.stocks.rows())}"
         fd = os.open(self._position_file, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
-            line = f"{self._position} {self._next} {self._last_id or '-'}"
-            os.pwrite(fd, line.ljust(80).encode() + b"\n", 0)
+            data = line.encode().ljust(-(-(len(line) + 1) // 4096) * 4096 - 1) + b"\n"
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
         finally:
             os.close(fd)
 
@@ -424,7 +503,7 @@ class ReplicatedLog(Consumer):
         consumer from the stream's last chunk reads back; AMQP has no other way to tell a length."""
         channel, marker, seen = connection.channel(), unique_id(), {}
         channel.basic_publish("", self.stream, b"{}", pika.BasicProperties(
-            type=SYNC, message_id=marker, app_id=f"order-{self.settings.replica_id}", delivery_mode=2))
+            type=SYNC, message_id=marker, app_id=self.replica, delivery_mode=2))
         channel.basic_qos(prefetch_count=READ_AHEAD)
 
         def on_entry(_channel, delivery, props, _body):
@@ -448,8 +527,9 @@ class ReplicatedLog(Consumer):
             self._link, self._leading = None, False
             ORDER_LEADING.set(0)
             self._connected.clear()
-            waiters, self._waiters = self._waiters, {}
-        for waiter in waiters.values():
+            waiters = [*itertools.chain(*self._waiters.values()), *(waiter for _, waiter, _ in self._outbox)]
+            self._waiters, self._outbox, self._reserved, self._in_flight = {}, [], {}, {}
+        for waiter in waiters:
             if not waiter.done():  # one told to step down already
                 waiter.set_exception(error)
 
@@ -469,9 +549,3 @@ class DiskWatch(Loop):
 def _now_ms():
     """The time a proposal carries: its replicas' idempotency window is measured from it."""
     return int(time.time() * 1000)
-
-
-def _time_left(default):
-    """Seconds until the deadline of the request being handled, or ``default`` outside one."""
-    ends = deadline.get()
-    return default if ends is None else max(0.0, ends - time.time())

@@ -2,7 +2,6 @@
 import csv
 import logging
 import shutil
-import threading
 import zlib
 from typing import NamedTuple
 
@@ -16,15 +15,19 @@ from storage.files import (
     require_free_space,
 )
 from storage.window import KeyWindow
+from trading.orders import ORDER_TYPES
 
 log = logging.getLogger(__name__)
-# Free space a trade needs before it goes to the catalog, so a trade the catalog applied can be logged.
+# Free space a replica needs to log another trade: a leader with less steps down before proposing one.
 RESERVE_BYTES = 64 * 1024
 # time_ms: when the leader proposed the order (0: unknown, a line from before it was recorded);
 # crc: CRC-32 of the line up to and including the comma before it, in 8 hex digits.
 COLUMNS = ("transaction_number", "stock_name", "order_type", "trade_quantity", "trade_id", "catalog_seq",
            "time_ms", "crc")
 OLD_COLUMNS = COLUMNS[:6]  # the format before time_ms and crc: migrated when opened
+
+
+FIELD_TYPES = (int, str, str, int, str, int, int)
 
 
 class Order(NamedTuple):
@@ -35,6 +38,16 @@ class Order(NamedTuple):
     trade_id: str
     catalog_seq: int
     time_ms: int = 0
+
+    @classmethod
+    def load(cls, fields):
+        """The Order of a stream entry's JSON object; raise ValueError unless every field has its type."""
+        order = cls(**fields)
+        if not all(type(value) is kind for value, kind in zip(order, FIELD_TYPES, strict=True)):
+            raise ValueError(f"not an order: {fields!r}")
+        if order.type not in ORDER_TYPES or order.quantity < 1 or order.number < 0:
+            raise ValueError(f"not an order: {fields!r}")
+        return order
 
     @classmethod
     def parse(cls, fields):
@@ -67,7 +80,7 @@ def decode(line, number):
 
 
 class OrderLog:
-    """Numbers each trade the catalog applied exactly once, in the order they are recorded.
+    """The orders a replica accepted from the order stream, numbered in the order they were accepted.
 
     Nothing is kept per order in memory but a trade id → number map of the idempotency window;
     an order is read from the file through a LineIndex. Start-up indexes the file, reads only
@@ -88,16 +101,12 @@ class OrderLog:
         self._log = AppendLog.open(path, COLUMNS)
         self._index = LineIndex.scan(self._log.path)
         self._window = KeyWindow(window_seconds, window_keys)
-        self._logged_seqs, self._seq_floor = set(), 0
-        # Start-up reads only the window's tail: the trades before it were reconciled long ago.
-        start = max(0, self.next_number - window_keys)
+        # Start-up reads only the window's tail: the trades before it decide nothing any more.
         try:
-            self._seq_floor = self.get(start).catalog_seq - 1 if start else 0
-            for order in self._orders_from(start):
-                self._remember(order)
+            for order in self._orders_from(max(0, self.next_number - window_keys)):
+                self.remember(order)
         except Corrupt as exc:
             self._cut_damaged(exc)
-        self._lock = threading.Lock()
 
     def get(self, number):
         """The order with this transaction number, or None; raise Corrupt if its line is damaged."""
@@ -109,19 +118,6 @@ class OrderLog:
         """The order recorded for a trade id in the idempotency window of a decision at ``at_ms``."""
         number = self._window.get(trade_id, at_ms / 1000)
         return None if number is None else self.get(number)
-
-    def has_seq(self, catalog_seq):
-        """Whether the catalog trade ``catalog_seq`` has a number (judged from the window's tail)."""
-        return catalog_seq <= self._seq_floor or catalog_seq in self._logged_seqs
-
-    def record(self, trade_id, name, order_type, quantity, catalog_seq, time_ms=0):
-        """Give an applied trade the next transaction number, unless it already has one."""
-        with self._lock:
-            order = self.find(trade_id, time_ms)
-            if order is None:
-                order = Order(self.next_number, name, order_type, quantity, trade_id, catalog_seq, time_ms)
-                self.append(order)
-            return order
 
     def require_space(self):
         """Raise DiskFull when the disk is too full to log another order."""
@@ -139,7 +135,7 @@ class OrderLog:
             raise ValueError(f"order {order.number} out of turn: the next number is {self.next_number}")
         offset = self._log.append(checksummed(order), sync)
         self._index.appended(offset, self._log.size - offset)
-        self._remember(order)
+        self.remember(order)
 
     def remember(self, order):
         """Count an order already in the log as decided again (a replica re-reading the stream)."""
@@ -169,11 +165,6 @@ class OrderLog:
     def close(self):
         self._log.close()
 
-    @property
-    def seq_floor(self):
-        """Every catalog trade up to this sequence number is in the log."""
-        return self._seq_floor
-
     def _orders_from(self, number, until=None):
         """The orders from transaction ``number`` to ``until`` (or the end), read a few MB at a time."""
         until = self.next_number if until is None else until
@@ -195,15 +186,6 @@ class OrderLog:
                      "gives back the orders from there", exc, copy.name)
         self._log.truncate(self._index.offset(self._log, number + 1))
         self._index = LineIndex.scan(self._log.path)
-
-    def _remember(self, order):
-        self.remember(order)
-        if order.catalog_seq > self._seq_floor:
-            self._logged_seqs.add(order.catalog_seq)
-        while self._seq_floor + 1 in self._logged_seqs:
-            self._seq_floor += 1
-            self._logged_seqs.discard(self._seq_floor)
-
 
 def _migrate(path):
     """Rewrite an order log of the old format (no time, no checksum) in the current one, atomically."""

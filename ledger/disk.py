@@ -13,7 +13,7 @@ import threading
 import time
 
 from broker.messages import RpcError
-from order_worker.store import RESERVE_BYTES
+from ledger.orders import RESERVE_BYTES
 from runtime.metrics import ORDER_LOG_WRITABLE, STORAGE_FAULTS
 from storage.files import DISK_FULL_MESSAGE, DiskFull
 
