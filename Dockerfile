@@ -27,6 +27,7 @@ COPY broker /tmp/src/broker
 COPY runtime /tmp/src/runtime
 COPY storage /tmp/src/storage
 COPY trading /tmp/src/trading
+COPY ledger /tmp/src/ledger
 COPY frontend /tmp/src/frontend
 COPY catalog_worker /tmp/src/catalog_worker
 COPY order_worker /tmp/src/order_worker

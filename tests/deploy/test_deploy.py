@@ -181,3 +181,11 @@ def test_ci_script_is_executable_bash():
 def test_dockerignore_keeps_local_state_out_of_the_image():
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".venv", ".git", "data", "**/__pycache__", ".env"} <= ignored
+
+
+def test_the_image_installs_every_package_the_services_import():
+    # A package left out of setup.cfg's list or of the Dockerfile's COPY lines is missing in the image.
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"bench", "harness"}  # tooling
+    include = re.search(r"^include = (.+)$", (ROOT / "setup.cfg").read_text(), re.M).group(1)
+    assert {name.rstrip("*") for name in include.split(", ")} == packages
+    assert set(re.findall(r"^COPY (\w+) /tmp/src/\1$", (ROOT / "Dockerfile").read_text(), re.M)) == packages

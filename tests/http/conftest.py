@@ -3,9 +3,9 @@ to the real catalog and order services, which share one ledger in the test's own
 import pytest
 
 from broker.memory import MemoryTransport
+from broker.messages import RpcError
 from catalog_worker.service import CatalogService
 from frontend import create_app
-from broker.messages import RpcError
 from ledger.orders import Order, OrderLog
 from ledger.stocks import Stocks
 from order_worker.service import OrderService
