@@ -179,6 +179,9 @@ def test_the_management_api_shows_the_queues(stack):
     assert consumers["order"] == 3, consumers  # one active, two waiting
     assert queues["bazaar.orders"]["type"] == "stream"
     assert {"bazaar.dead-letter"} <= set(queues)
+    # The frontend's event queue is bound, after its passive declare of the exchange the broker made.
+    bindings = stack.management("exchanges/%2F/bazaar.events/bindings/source")[1]
+    assert {binding["destination"][:8] for binding in bindings} == {"amq.gen-"}, bindings
 
 
 def test_the_broker_ports_are_published_on_loopback_only(stack):
@@ -204,8 +207,9 @@ def test_guest_and_wrong_passwords_are_refused(stack):
     lambda channel: channel.queue_declare("bazaar.intruder", durable=True),
     lambda channel: channel.basic_get("bazaar.order"),
     lambda channel: channel.basic_get("bazaar.orders"),
+    lambda channel: channel.exchange_delete("bazaar.events"),
 ], ids=["delete-order", "delete-catalog", "purge-order", "declare-order", "declare-new", "read-order",
-        "read-stream"])
+        "read-stream", "delete-events"])
 def test_the_frontends_credentials_cannot_touch_the_workers_queues(stack, operation):
     with stack.amqp("frontend") as connection:
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:

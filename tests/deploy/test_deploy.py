@@ -101,7 +101,7 @@ def test_the_broker_imports_its_users_and_has_no_guest(compose, services):
     ("frontend", "configure", "bazaar.order", False), ("frontend", "configure", "bazaar.catalog", False),
     ("frontend", "configure", "bazaar.orders", False), ("frontend", "read", "bazaar.order", False),
     ("frontend", "configure", "amq.gen-Xy1", True), ("frontend", "write", "amq.default", True),
-    ("frontend", "read", "bazaar.events", True),
+    ("frontend", "read", "bazaar.events", True), ("frontend", "configure", "bazaar.events", False),
     # The catalog replicas read the order stream (basic.consume: read), may make it under its lock
     # (queue.declare: configure) and publish a sync marker to it through the default exchange.
     ("catalog", "configure", "bazaar.order", False), ("catalog", "read", "bazaar.order", False),
@@ -118,6 +118,13 @@ def test_the_broker_imports_its_users_and_has_no_guest(compose, services):
 def test_each_service_has_the_least_permissions(compose, user, kind, name, allowed):
     permission, = [p for p in definitions(compose)["permissions"] if p["user"] == user]
     assert bool(re.search(permission[kind], name)) == allowed
+
+
+def test_the_broker_makes_the_events_exchange_the_services_declare(compose):
+    # As broker.events.declare_exchange does, so that the frontend's passive declare finds it.
+    exchange, = definitions(compose)["exchanges"]
+    assert exchange == {"name": "bazaar.events", "vhost": "/", "type": "topic", "durable": True,
+                        "auto_delete": False, "internal": False, "arguments": {}}
 
 
 def test_the_broker_ports_are_published_on_loopback_by_default(services):
