@@ -5,12 +5,14 @@ import logging
 from typing import Any, Protocol
 
 from pika import BlockingConnection
+from pika.exceptions import ChannelClosedByBroker
 
 from broker import tracing
 from broker.consumer import Consumer
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
+NOT_FOUND = 404  # the AMQP reply code to a passive declare of what does not exist
 
 
 class Listener(Protocol):
@@ -44,7 +46,15 @@ class Subscriber(Consumer):
 
     def subscribe(self, connection: BlockingConnection) -> None:
         channel = connection.channel()
-        declare_exchange(channel, self.settings)
+        # Passively while the exchange exists (compose's broker makes it at boot), which needs no
+        # configure permission on it: so a watcher's credentials cannot delete it. Made only if missing.
+        try:
+            channel.exchange_declare(self.settings.events_exchange, passive=True)
+        except ChannelClosedByBroker as exc:
+            if exc.reply_code != NOT_FOUND:
+                raise
+            channel = connection.channel()
+            declare_exchange(channel, self.settings)
         queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
         for key in self.keys:
             channel.queue_bind(queue, self.settings.events_exchange, key)

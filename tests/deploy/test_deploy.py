@@ -14,8 +14,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-REPLICAS = [f"order-{i}" for i in range(3)]
-APP_SERVICES = {"catalog": "catalog_worker", **dict.fromkeys(REPLICAS, "order_worker"), "frontend": "frontend"}
+# Every stateful service runs replicated, each replica with its own data: the catalog's read replicas
+# of the order stream and the order replicas.
+CATALOGS = [f"catalog-{i}" for i in range(2)]
+ORDERS = [f"order-{i}" for i in range(3)]
+REPLICAS = CATALOGS + ORDERS
+WORKERS = {**dict.fromkeys(CATALOGS, "catalog_worker"), **dict.fromkeys(ORDERS, "order_worker")}
+APP_SERVICES = {**WORKERS, "frontend": "frontend"}
 
 
 def run_tool(name, *args):
@@ -57,8 +62,7 @@ def test_app_service_runs_its_package(services, service, package):
     assert command[-3:] == ["python", "-m", package]
 
 
-@pytest.mark.parametrize("service, user",
-                         [("catalog", "catalog"), ("frontend", "frontend")] + [(r, "order") for r in REPLICAS])
+@pytest.mark.parametrize("service, user", [(name, package.split("_")[0]) for name, package in APP_SERVICES.items()])
 def test_app_service_logs_in_as_its_own_user(services, service, user):
     variable = f"{user.upper()}_AMQP_PASSWORD"
     assert services[service]["environment"]["AMQP_URL"].startswith(f"amqp://{user}:${{{variable}:?")
@@ -97,16 +101,30 @@ def test_the_broker_imports_its_users_and_has_no_guest(compose, services):
     ("frontend", "configure", "bazaar.order", False), ("frontend", "configure", "bazaar.catalog", False),
     ("frontend", "configure", "bazaar.orders", False), ("frontend", "read", "bazaar.order", False),
     ("frontend", "configure", "amq.gen-Xy1", True), ("frontend", "write", "amq.default", True),
-    ("frontend", "read", "bazaar.events", True),
-    ("catalog", "configure", "bazaar.order", False), ("catalog", "read", "bazaar.orders", False),
-    ("catalog", "configure", "bazaar.catalog", True), ("catalog", "write", "bazaar.events", True),
-    ("order", "configure", "bazaar.catalog", True), ("order", "read", "bazaar.catalog", False),
+    ("frontend", "read", "bazaar.events", True), ("frontend", "configure", "bazaar.events", False),
+    # The catalog replicas read the order stream (basic.consume: read), may make it under its lock
+    # (queue.declare: configure) and publish a sync marker to it through the default exchange.
+    ("catalog", "configure", "bazaar.order", False), ("catalog", "read", "bazaar.order", False),
+    ("catalog", "configure", "bazaar.catalog", True), ("catalog", "read", "bazaar.catalog", True),
+    ("catalog", "configure", "bazaar.orders", True), ("catalog", "read", "bazaar.orders", True),
+    ("catalog", "configure", "bazaar.orders.lock", True), ("catalog", "read", "bazaar.orders.lock", True),
+    ("catalog", "write", "amq.default", True), ("catalog", "write", "bazaar.events", False),
+    # The order replicas no longer call the catalog, and publish stock.changed themselves.
+    ("order", "configure", "bazaar.catalog", False), ("order", "read", "bazaar.catalog", False),
     ("order", "configure", "bazaar.orders.lock", True), ("order", "read", "bazaar.orders.lock", True),
     ("order", "configure", "bazaar.orders", True), ("order", "read", "bazaar.orders", True),
+    ("order", "write", "bazaar.events", True), ("order", "write", "amq.default", True),
 ])
 def test_each_service_has_the_least_permissions(compose, user, kind, name, allowed):
     permission, = [p for p in definitions(compose)["permissions"] if p["user"] == user]
     assert bool(re.search(permission[kind], name)) == allowed
+
+
+def test_the_broker_makes_the_events_exchange_the_services_declare(compose):
+    # As broker.events.declare_exchange does, so that the frontend's passive declare finds it.
+    exchange, = definitions(compose)["exchanges"]
+    assert exchange == {"name": "bazaar.events", "vhost": "/", "type": "topic", "durable": True,
+                        "auto_delete": False, "internal": False, "arguments": {}}
 
 
 def test_the_broker_ports_are_published_on_loopback_by_default(services):
@@ -120,32 +138,40 @@ def test_frontend_listens_on_all_interfaces_and_publishes_8000(services):
     assert any(str(port).endswith(":8000") for port in frontend["ports"])
 
 
-@pytest.mark.parametrize("service, volume", [("catalog", "catalog-data")] + [(r, f"{r}-data") for r in REPLICAS])
-def test_worker_data_lives_in_a_named_volume(compose, services, service, volume):
+def test_every_stateful_service_runs_replicated(services):
+    packages = [service.get("command", [""])[-1] for service in services.values()]
+    assert packages.count("catalog_worker") >= 2 and packages.count("order_worker") == 3
+
+
+@pytest.mark.parametrize("service", REPLICAS)
+def test_each_replica_keeps_its_data_in_a_named_volume_of_its_own(compose, services, service):
+    volume = f"{service}-data"
     assert volume in compose["volumes"]
     data_dir = services[service]["environment"]["DATA_DIR"]
-    assert f"{volume}:{data_dir}" in services[service]["volumes"]
+    assert services[service]["volumes"] == [f"{volume}:{data_dir}"]
 
 
-def test_order_replicas_have_distinct_ids(services):
-    assert [services[r]["environment"]["REPLICA_ID"] for r in REPLICAS] == ["0", "1", "2"]
+def test_replicas_have_distinct_ids(services):
+    for replicas in (CATALOGS, ORDERS):
+        assert [services[r]["environment"]["REPLICA_ID"] for r in replicas] == [r[-1] for r in replicas]
 
 
-def test_procfile_runs_the_services_and_three_order_replicas():
+def test_procfile_runs_the_services_and_every_replica():
     lines = (ROOT / "Procfile").read_text().splitlines()
     entries = dict(line.split(":", 1) for line in lines if line.strip())
+    # The workers share one machine, so each serves its metrics on a port of its own.
+    ports = {"catalog-0": 9101, **{r: 9102 + int(r[-1]) for r in ORDERS}, "catalog-1": 9105}
     assert {name: cmd.strip() for name, cmd in entries.items()} == {
         # exec, so honcho signals and reports the service itself rather than a shell around it;
-        # the workers share one machine, so each serves its metrics on a port of its own.
-        "catalog": "exec env METRICS_PORT=9101 python -m catalog_worker",
-        **{r: f"exec env REPLICA_ID={r[-1]} DATA_DIR=data/{r} METRICS_PORT={9102 + int(r[-1])} python -m order_worker"
+        # each replica has its own id and data directory.
+        **{r: f"exec env REPLICA_ID={r[-1]} DATA_DIR=data/{r} METRICS_PORT={ports[r]} python -m {WORKERS[r]}"
            for r in REPLICAS},
         "frontend": "exec python -m frontend",
     }
 
 
 @pytest.mark.parametrize("service, probe", [
-    ("catalog", ":9100/metrics"), ("order-0", ":9100/metrics"), ("frontend", ":8000/healthz")])
+    *((r, ":9100/metrics") for r in REPLICAS), ("frontend", ":8000/healthz")])
 def test_app_service_has_a_healthcheck(services, service, probe):
     check = services[service]["healthcheck"]
     assert probe in " ".join(check["test"])
@@ -162,3 +188,11 @@ def test_ci_script_is_executable_bash():
 def test_dockerignore_keeps_local_state_out_of_the_image():
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".venv", ".git", "data", "**/__pycache__", ".env"} <= ignored
+
+
+def test_the_image_installs_every_package_the_services_import():
+    # A package left out of setup.cfg's list or of the Dockerfile's COPY lines is missing in the image.
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"bench", "harness"}  # tooling
+    include = re.search(r"^include = (.+)$", (ROOT / "setup.cfg").read_text(), re.M).group(1)
+    assert {name.rstrip("*") for name in include.split(", ")} == packages
+    assert set(re.findall(r"^COPY (\w+) /tmp/src/\1$", (ROOT / "Dockerfile").read_text(), re.M)) == packages

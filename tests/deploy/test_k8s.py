@@ -39,7 +39,7 @@ def test_the_stack_is_all_there(objects):
     assert objects["RabbitmqCluster", "bazaar-rabbitmq"]["spec"]["replicas"] == 3
     assert objects["Deployment", "frontend"]["spec"]["replicas"] == 2
     assert objects["StatefulSet", "order"]["spec"]["replicas"] == 3
-    assert objects["StatefulSet", "catalog"]["spec"]["replicas"] == 1
+    assert objects["StatefulSet", "catalog"]["spec"]["replicas"] >= 2
     assert objects["ConfigMap", "bazaar-config"]["data"]["QUEUE_TYPE"] == "quorum"
 
 
@@ -57,8 +57,21 @@ def test_workloads_fit_together(objects, kind, name):
     assert objects["Service", name]["spec"]["selector"].items() <= labels.items()
     container = spec["template"]["spec"]["containers"][0]
     assert container["envFrom"] == [{"configMapRef": {"name": "bazaar-config"}}]
-    secrets = {e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
+    sources = [e["valueFrom"] for e in container["env"] if "valueFrom" in e]
+    secrets = {source["secretKeyRef"]["name"] for source in sources if "secretKeyRef" in source}
     assert secrets == {"bazaar-rabbitmq-default-user"}  # the operator makes it for the cluster above
     if kind == "StatefulSet":
         assert container["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
         assert spec["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+
+
+def test_every_stateful_service_runs_replicated(objects):
+    stateful = {name: obj["spec"] for (kind, name), obj in objects.items() if kind == "StatefulSet"}
+    assert set(stateful) == {"catalog", "order"}
+    for name, spec in stateful.items():
+        assert spec["replicas"] >= 2, name
+        assert [claim["spec"]["accessModes"] for claim in spec["volumeClaimTemplates"]] == [["ReadWriteOnce"]]
+        # Each pod tells its replica id from its ordinal, which the StatefulSet controller labels it with.
+        env = {e["name"]: e for e in spec["template"]["spec"]["containers"][0]["env"]}
+        assert env["REPLICA_ID"]["valueFrom"] == {
+            "fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}
