@@ -20,7 +20,7 @@ from bench.loads import wrk
 from harness.stack import Stack
 
 RATE = 100  # py-spy samples per second
-OWN = ("broker/", "order_worker/", "catalog_worker/", "frontend/", "storage/", "trading/", "runtime/")
+OWN = ("broker/", "ledger/", "order_worker/", "catalog_worker/", "frontend/", "storage/", "trading/", "runtime/")
 # A trade's way through the services: with --idle each one's wall time per trade is printed.
 TRADE_PATH = ("Flask.wsgi_app", "RpcClient.call", "RpcServer._handle", "_Link.call", "ReplicatedLog._wait",
               "ReplicatedLog._on_entry", "AppendLog._fdatasync")

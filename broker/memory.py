@@ -1,5 +1,5 @@
 """An in-memory transport, for tests whose subject is not RabbitMQ: a call goes straight to the
-service's handlers (through the RPC server's own ``answer``) and their events to the listeners."""
+service's handlers (through the RPC server's own ``answer``), and events published to it to the listeners."""
 import json
 from collections.abc import Callable
 from typing import Any
@@ -51,7 +51,5 @@ class MemoryTransport(Component):
         handler = self.services[service].get(method)
         if handler is None:
             raise RpcError(400, f"malformed request: unknown method {method!r}")
-        reply, _status, publications = answer(service, method, handler, json.loads(encode(args)))
-        for publication in publications:
-            self.events.publish(publication.properties.type, publication.body)
+        reply, _status = answer(service, method, handler, json.loads(encode(args)))
         return parse_reply(encode(reply))

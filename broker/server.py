@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any
 
 from pika import BasicProperties, BlockingConnection
 from pika.exceptions import AMQPError
@@ -15,7 +15,7 @@ from broker import tracing
 from broker.connection import declare_queue
 from broker.consumer import Consumer
 from broker.events import declare_exchange
-from broker.messages import BadMessage, Publication, RpcError, deadline, encode, parse_request, properties
+from broker.messages import BadMessage, RpcError, deadline, encode, parse_request, properties
 from runtime.lifecycle import Component
 from runtime.logs import request_id
 from runtime.metrics import RPC_DEAD_LETTERED, RPC_HANDLED, RPC_HANDLING_DURATION
@@ -30,23 +30,13 @@ class StepDown(Exception):
     """Raised by a handler of a single active consumer that cannot serve: another consumer should."""
 
 
-class Reply(NamedTuple):
-    """A handler's reply ``data`` with the Publications (events) it causes.
-
-    They go out on the consumer's own channel just before the reply, so a caller that gets the
-    reply knows they are on their way.
-    """
-    data: object
-    publications: tuple = ()
-
-
 class RpcServer(Consumer):
     """Consumes a service's queue and answers each request with the handler for its ``type``.
 
-    A handler takes the request's JSON object and returns the reply's ``data`` (or a Reply
-    with events to publish) or raises RpcError; every server also answers ``ping``, so callers
-    can check that it consumes. A request is acked once handled and answered (``_finish``); a
-    malformed request gets a 400 reply when it can, and is dead-lettered either way. A request whose
+    A handler takes the request's JSON object and returns the reply's ``data`` or raises RpcError;
+    every server also answers ``ping``, so callers can check that it consumes. A request is acked
+    once handled and answered (``_finish``); a malformed request gets a 400 reply when it can, and
+    is dead-lettered either way. A request whose
     caller has stopped waiting (it sat in this worker's prefetch while the worker was busy or
     frozen) is dead-lettered unhandled, so a request that timed out is not executed later.
 
@@ -172,14 +162,14 @@ class RpcServer(Consumer):
         with tracing.span(f"{self.service}/{method}", tracing.SpanKind.SERVER, self.settings.queue(self.service),
                           headers, {"bazaar.request_id": request_id.get()}) as span:
             try:
-                reply, status, publications = answer(self.service, method, self.handlers[method], args)
+                reply, status = answer(self.service, method, self.handlers[method], args)
             except StepDown as exc:
                 log.warning("%s: stepping down, leaving %s to the next consumer", exc, method)
                 self.step_down()
                 request_id.reset(token)
                 return
             tracing.set_status(span, "rpc.response.status_code", status)
-        self._on_channel(channel, self._finish_unless_stepping_down, channel, publications, delivery,
+        self._on_channel(channel, self._finish_unless_stepping_down, channel, delivery,
                          ("", props.reply_to, encode(reply), self._reply_properties(props)))
         elapsed = time.perf_counter() - started
         RPC_HANDLED.labels(self.service, method, status).inc()
@@ -196,8 +186,8 @@ class RpcServer(Consumer):
             self._finish(*args)
 
     @staticmethod
-    def _finish(channel: Any, publications: Sequence[Publication], delivery: Any, reply: tuple) -> None:
-        """Publish a handled request's events and its reply, and ack it, on the consumer's thread.
+    def _finish(channel: Any, delivery: Any, reply: tuple) -> None:
+        """Publish a handled request's reply and ack it, on the consumer's thread.
 
         The reply goes before the ack: SIGKILL resets the connection, and RabbitMQ drops what it
         had not read of it yet, so of the last frames only the first may count. A reply without
@@ -206,8 +196,6 @@ class RpcServer(Consumer):
         died, replying makes RabbitMQ 3.10 close this connection, and unacked the request would go
         on to crash every consumer it is redelivered to.
         """
-        for message in publications:
-            channel.basic_publish(*message)
         if delivery.redelivered:
             channel.basic_ack(delivery.delivery_tag)
         channel.basic_publish(*reply)
@@ -222,20 +210,18 @@ class RpcServer(Consumer):
         return properties(self.service, request.type, correlation_id=request.correlation_id)
 
 
-def answer(service: str, method: str, handler: Handler, args: dict) -> tuple[dict, int, Sequence[Publication]]:
-    """Run a handler: its reply envelope, status and publications. The one place where an error
+def answer(service: str, method: str, handler: Handler, args: dict) -> tuple[dict, int]:
+    """Run a handler: its reply envelope and status. The one place where an error
     raised below the RPC layer gets the status its caller sees."""
     try:
         result = handler(args)
     except StepDown:
         raise  # no answer at all: the next consumer gets the request
     except RpcError as exc:
-        return exc.envelope(), exc.code, ()
+        return exc.envelope(), exc.code
     except DiskFull as exc:
-        return RpcError(507, str(exc)).envelope(), 507, ()
+        return RpcError(507, str(exc)).envelope(), 507
     except Exception:
         log.exception("%s failed", method)
-        return RpcError(500, f"internal error in {service}.{method}").envelope(), 500, ()
-    if isinstance(result, Reply):
-        return {"data": result.data}, 200, result.publications
-    return {"data": result}, 200, ()
+        return RpcError(500, f"internal error in {service}.{method}").envelope(), 500
+    return {"data": result}, 200

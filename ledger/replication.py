@@ -38,7 +38,7 @@ ORDER, ORDERS, SYNC = "order", "orders", "sync"  # one order (before batching), 
 READ_AHEAD = 500  # stream entries in flight to the reader (streams need a prefetch)
 # A follower is on nobody's critical path: it reads and fsyncs in rounds this long (at most),
 # leaving the CPUs and the disk to the leader between them.
-FOLLOWER_ROUND = 0.05
+FOLLOWER_ROUND = 0.2
 PROBE_EVERY = 1.0  # seconds between checks whether a disk with a fault takes writes again
 
 
@@ -77,6 +77,8 @@ class ReplicatedLog(Consumer):
         self._resume_from_saved_position()
         self.disk = DiskHealth(settings.data_dir, settings.fsync_limit)
         self.on_step_down: Any = None  # called when this replica, leading, stops because of its disk
+        # Stocks -> the Publications announcing them: published for the stocks a commit changed.
+        self.announce: Any = None
         self._lock = threading.RLock()  # guards the fields below, shared by handlers and the reader
         self._link: tuple[Any, Any] | None = None  # (connection, channel) of the reader, which also publishes
         self._connected = threading.Event()
@@ -399,12 +401,19 @@ class ReplicatedLog(Consumer):
         return max(self._position - 1, 0)
 
     def _commit(self):
-        """Group commit: one fsync for the entries applied in a round, then their writers hear of them."""
+        """Group commit: one fsync for the entries applied in a round; then the stocks this replica's
+        orders changed are announced, once each however many orders changed them, and the orders'
+        writers hear of them (so an event is on its way before anyone hears of its trade)."""
         if not self._unsynced:
             return
         with self.disk.writing("an fsync of the order log"):
             self.orders.sync()
             self._save_position()
+        changed = {outcome.name for _, outcome in self._applied if isinstance(outcome, Order)}
+        if changed and self.announce and self._link:
+            _, channel = self._link
+            for publication in self.announce([self.stocks.get(name) for name in sorted(changed)]):
+                channel.basic_publish(*publication)
         for waiter, outcome in self._applied:
             if not waiter.done():  # a writer already told to step down is not told otherwise
                 waiter.set_result(outcome)

@@ -22,6 +22,7 @@ def main(argv=None):
     # A replica whose log cannot follow the stream must not lead: its failure stops the worker.
     ledger = ReplicatedLog(settings, orders, name)
     service = OrderService(ledger, settings)
+    ledger.announce = service.announce
     # The queue's single active consumer is the leader; every other replica follows the stream.
     server = RpcServer(settings, SERVICE, service.handlers, settings.order_threads, single_active=True,
                        on_standby=ledger.resign, connection_name=name)

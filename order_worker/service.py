@@ -2,7 +2,7 @@
 import contextlib
 import logging
 
-from broker import Reply, RpcError
+from broker import RpcError
 from runtime.lifecycle import Loop
 from trading.orders import parse_int, parse_trade
 from trading.stocks import stock_changed
@@ -17,7 +17,7 @@ class OrderService:
 
     Only the replica RabbitMQ delivers requests to (the leader) answers them, once it has caught
     up on the log: it checks a trade against its own copy of the stocks, proposes it to the stream,
-    and answers once the stream has decided it, announcing the stock as the trade left it.
+    and answers once the stream has decided it; the ledger announces the stocks it changed.
     """
 
     def __init__(self, ledger, settings):
@@ -33,12 +33,13 @@ class OrderService:
             order = self.ledger.propose(trade_id, name, order_type, quantity)
         if (order.name, order.type, order.quantity) != (name, order_type, quantity):
             raise RpcError(422, "this Idempotency-Key was already used for a different order")
-        # The stock as it is now: after this trade or a later one, with that trade's seq. A repeated
-        # trade id announces it again, which is harmless and covers an event lost with a reply.
-        stock = self.ledger.stocks.get(order.name)._asdict()
         # catalog_seq lets the frontend's cache drop what this trade made stale.
-        return Reply({"transaction_number": order.number, "catalog_seq": order.catalog_seq},
-                     (stock_changed(self.settings, SERVICE, stock),))
+        return {"transaction_number": order.number, "catalog_seq": order.catalog_seq}
+
+    def announce(self, stocks):
+        """The stock.changed events of ``stocks``, as a commit of the leader's orders left them (the
+        ledger publishes them once per commit: one per stock, however many trades changed it)."""
+        return [stock_changed(self.settings, SERVICE, stock._asdict()) for stock in stocks]
 
     def query(self, args):
         self.ledger.lead()  # so a number the previous leader gave out is never a 404 here

@@ -17,9 +17,9 @@ class SoleReplica(OrderLog):
 
     leading = connected = True
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, events):
         super().__init__(data_dir)
-        self.stocks = Stocks()
+        self.stocks, self.events, self.announce = Stocks(), events, None
 
     def lead(self):
         pass
@@ -32,6 +32,8 @@ class SoleReplica(OrderLog):
         order = Order(self.next_number, name, order_type, quantity, trade_id, self.next_number + 1)
         self.append(order)
         self.stocks.apply(order)
+        for publication in self.announce([self.stocks.get(name)]):
+            self.events.publish(publication.properties.type, publication.body)
         return order
 
     def wait_applied(self, seq, timeout):
@@ -64,9 +66,11 @@ def settings(tmp_path):
 def transport(settings):
     """The catalog and order services behind an in-memory transport, sharing one ledger."""
     transport = MemoryTransport()
-    ledger = SoleReplica(settings.data_dir / "order")
+    ledger = SoleReplica(settings.data_dir / "order", transport.events)
+    orders = OrderService(ledger, settings)
+    ledger.announce = orders.announce
     transport.serve("catalog", CatalogService(ledger, settings).handlers)
-    transport.serve("order", OrderService(ledger, settings).handlers)
+    transport.serve("order", orders.handlers)
     yield transport
     ledger.close()
 
