@@ -1,8 +1,9 @@
 """Check a fault-injection run from its history and the files it left, and measure its unavailability.
 
 ``check(history, logs, stocks)`` takes the operations (bench.history), each replica's order_log.csv
-(name -> bytes) and the catalog's stocks (rows of stock_db.csv), and returns the violations of each
-property, a list of descriptions per property (all empty when the run was correct):
+(name -> bytes) and each replica's stock table (name -> Stocks, from its stream_position:
+``saved_stocks``), order and catalog replicas alike, and returns the violations of each property, a
+list of descriptions per property (all empty when the run was correct):
 
 - acknowledged: every trade a client saw succeed is in every replica's log at its number, as placed,
 - once: no trade id is in a log twice,
@@ -10,16 +11,18 @@ property, a list of descriptions per property (all empty when the run was correc
 - unique: no number was acknowledged for two trades,
 - retries: every answer to one key carried the same number,
 - refused: no trade refused with a 4xx is in a log,
-- catalog: each stock's quantity and volume are the initial stock plus the log's trades,
+- catalog: in each replica's stock table, each stock's quantity, volume and seq are the initial
+  stock plus its log's trades,
 - identical: the replicas' logs are byte-identical.
 """
 import bisect
 import csv
 import io
+import json
 from collections import Counter, defaultdict
 
 from bench.history import acknowledged, outcome
-from ledger.stocks import DEFAULT_QUANTITY
+from ledger.stocks import DEFAULT_QUANTITY, Stocks
 
 PROPERTIES = ("acknowledged", "once", "gapless", "unique", "retries", "refused", "catalog", "identical")
 
@@ -29,13 +32,24 @@ def parse_log(data):
     return list(csv.DictReader(io.StringIO(data.decode(errors="replace"))))
 
 
+def saved_stocks(data_dir):
+    """A replica's saved stream position: the next transaction number there and the Stocks as of it.
+
+    The file (ledger.replication) is one line, ``offset next last_id <JSON rows>``, padded."""
+    _, next_number, _, table = (data_dir / "stream_position").read_text().split(maxsplit=3)
+    return int(next_number), Stocks(json.loads(table))
+
+
 def check(history, logs, stocks, initial=DEFAULT_QUANTITY):
     """The violations of each property, ``{property: [description, ...]}``."""
     found = {name: [] for name in PROPERTIES}
     rows = {replica: parse_log(data) for replica, data in logs.items()}
     for replica, log in rows.items():
         _check_log(found, replica, log, history)
-        _check_catalog(found, replica, log, stocks, initial)
+        if replica in stocks:
+            _check_catalog(found, replica, log, stocks[replica], initial)
+    for replica in stocks.keys() - rows.keys():
+        found["catalog"].append(f"{replica}: a stock table but no order log")
     _check_answers(found, history)
     if len(set(logs.values())) > 1:
         lines = {replica: len(log) for replica, log in rows.items()}
@@ -67,16 +81,19 @@ def _check_log(found, replica, log, history):
 
 
 def _check_catalog(found, replica, log, stocks, initial):
-    quantity, volume = defaultdict(lambda: initial), Counter()
+    quantity, volume, seq = defaultdict(lambda: initial), Counter(), Counter()
     for row in log:
-        traded = int(row["trade_quantity"])
-        quantity[row["stock_name"]] += traded if row["order_type"] == "sell" else -traded
-        volume[row["stock_name"]] += traded
+        name, traded = row["stock_name"], int(row["trade_quantity"])
+        quantity[name] += traded if row["order_type"] == "sell" else -traded
+        volume[name] += traded
+        seq[name] = int(row["transaction_number"]) + 1
+    for name in sorted(volume.keys() - {stock.name for stock in stocks}):
+        found["catalog"].append(f"{replica}: {name} is traded in the log but not in the stock table")
     for stock in stocks:
-        expected = (quantity[stock["name"]], volume[stock["name"]])
-        if (int(stock["quantity"]), int(stock["trading_volume"])) != expected:
-            found["catalog"].append(f"{replica}: {stock['name']} has quantity {stock['quantity']} and volume "
-                                    f"{stock['trading_volume']} in the catalog, {expected} by the log")
+        expected = (quantity[stock.name], volume[stock.name], seq[stock.name])
+        if (stock.quantity, stock.trading_volume, stock.seq) != expected:
+            found["catalog"].append(f"{replica}: {stock.name} has quantity, volume and seq "
+                                    f"{stock[2:]} in the stock table, {expected} by the log")
 
 
 def _check_answers(found, history):

@@ -3,9 +3,9 @@
 ``start(cluster, rng)`` injects the fault into the system under test (bench.nemesis.Cluster) and
 returns its target; ``end(cluster, target)`` heals it. ``hold`` is how long it lasts (seconds, drawn from the
 range). An ``inherent`` fault takes the service away whatever the design (the broker itself stops),
-so its unavailability is counted from its end. A new kind (catalog replicas' faults, say) is a class
-here and an entry in FAULTS.
+so its unavailability is counted from its end. A new kind is a class here and an entry in FAULTS.
 """
+import shutil
 import signal
 import subprocess
 
@@ -25,15 +25,18 @@ class Fault:
 
 
 class ReplicaFault(Fault):
-    """A fault of one order replica: the leader, or a follower chosen at random."""
+    """A fault of one replica: the order leader, an order follower or a catalog replica, chosen at random."""
 
     def __init__(self, role):
         self.role, self.name = role, f"{self.kind}-{role}"
 
     def start(self, cluster, rng):
-        leader = cluster.leader()
-        target = leader if self.role == "leader" else rng.choice(
-            [name for name in cluster.replicas if name != leader])
+        if self.role == "catalog":  # no leader: they answer lookups side by side
+            target = rng.choice(cluster.catalogs)
+        else:
+            leader = cluster.leader()
+            target = leader if self.role == "leader" else rng.choice(
+                [name for name in cluster.replicas if name != leader])
         self.inject(cluster, target)
         return target
 
@@ -44,6 +47,20 @@ class Kill(ReplicaFault):
 
     def inject(self, cluster, target):
         cluster.restart(target)
+
+
+class Wipe(ReplicaFault):
+    """kill -9, its data directory emptied (a lost disk), started again: it rebuilds from the stream."""
+    kind = "wipe"
+
+    def inject(self, cluster, target):
+        cluster.stack.kill(target)
+        for path in cluster.stack.replica_dir(target).iterdir():  # the directory is its disk's mount point
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        cluster.stack.start(target)
 
 
 class Pause(ReplicaFault):
@@ -91,15 +108,7 @@ class BrokerRestart(Fault):
         subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True, timeout=60)
 
 
-class KillCatalog(Fault):
-    """kill -9 of the catalog worker, started again at once."""
-    name = "kill-catalog"
-
-    def start(self, cluster, rng):
-        cluster.restart("catalog")
-        return "catalog"
-
-
 FAULTS = {fault.name: fault for fault in (
     Kill("leader"), Kill("follower"), Pause("leader"), Pause("follower"), DiskFull("leader"),
-    DiskFull("follower"), Partition("leader"), Partition("follower"), BrokerRestart(), KillCatalog())}
+    DiskFull("follower"), Partition("leader"), Partition("follower"), BrokerRestart(),
+    Kill("catalog"), Pause("catalog"), Wipe("catalog"))}

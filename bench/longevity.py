@@ -1,16 +1,19 @@
 """Long-run figures: ``python -m bench.longevity [--trades N] [--soak [--soak-trades N]]``.
 
-Writes the files ``--trades`` trades leave behind, in the services' own formats (the order log
-in full; the catalog's snapshot and the journal segments its checkpoints keep), starts the real
-workers on them and reports each one's time to first answer and memory, and the latency of
-``GET /orders/<n>`` against a one-order log. ``--soak`` then pushes real trades through a
-fresh stack with wrk and reports the workers' memory before and after.
+Writes the order log ``--trades`` trades leave behind, in its own format, into the data directory
+of an order worker and of a catalog worker (every replica keeps the whole log, derived from the
+order stream), starts the real workers on them (in a fresh namespace: an empty stream, read from
+its start, as a replica without a saved stream position does) and reports each one's time to
+first answer and memory, and the latency of ``GET /orders/<n>`` against a one-order log.
+``--soak`` then pushes real trades through a fresh stack with wrk and reports the workers'
+memory before and after.
 """
 import argparse
 import csv
 import dataclasses
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,11 +24,11 @@ from pathlib import Path
 
 from bench.loads import wrk
 from broker import RpcClient, RpcError
-from catalog_worker.store import DEFAULT_PRICES, JOURNAL_COLUMNS, JOURNAL_SEGMENT, STOCK_COLUMNS
 from client.session import Session
 from harness.stack import ROOT, Stack, free_port
 from ledger.orders import COLUMNS as ORDER_COLUMNS
 from ledger.orders import Order, checksummed
+from ledger.stocks import DEFAULT_PRICES
 from runtime.settings import Settings
 
 NAMES = list(DEFAULT_PRICES)
@@ -37,29 +40,12 @@ def trade(n):
     return name, order_type, f"{n:032x}"
 
 
-def write_files(data_dir, trades, settings):
-    """The order log and catalog files after ``trades`` trades, as the services leave them."""
-    with open(data_dir / "order_log.csv", "w", newline="") as f:
+def write_log(path, trades):
+    """The order log after ``trades`` trades, as the replicas leave it."""
+    with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(ORDER_COLUMNS)
         writer.writerows(checksummed(Order(n, *trade(n)[:2], 1, trade(n)[2], n + 1)) for n in range(trades))
-    # Checkpoints keep the segments that hold the window's trades, and the snapshot is a segment behind.
-    segment = settings.journal_segment_trades
-    first = max(0, (trades - settings.idempotency_keys) // segment * segment)
-    snapshot_seq = max(first, trades - segment)
-    with open(data_dir / "stock_db.csv", "w", newline="") as f:
-        csv.writer(f).writerows([STOCK_COLUMNS, *[(name, price, 100, snapshot_seq // len(NAMES), snapshot_seq)
-                                                  for name, price in DEFAULT_PRICES.items()]])
-    for start in range(first, max(trades, 1), segment):
-        with open(data_dir / JOURNAL_SEGMENT.format(start + 1), "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(JOURNAL_COLUMNS)
-            writer.writerows(journal_row(n) for n in range(start, min(start + segment, trades)))
-
-
-def journal_row(n):
-    name, order_type, trade_id = trade(n)
-    return n + 1, trade_id, name, order_type, 1, 99 if order_type == "buy" else 100, (n + 1) // len(NAMES)
 
 
 def memory_mb(pid):
@@ -118,19 +104,22 @@ def lookup_ms(url, numbers, repeats):
 def measure(trades, settings, repeats):
     """Start the workers on the files of ``trades`` trades; return their start-up, memory and lookup figures."""
     with tempfile.TemporaryDirectory(prefix="bazaar-longevity-") as tmp:
-        data_dir, log_dir = Path(tmp) / "data", Path(tmp)
-        data_dir.mkdir()
+        log_dir = Path(tmp)
+        data_dirs = {service: log_dir / service for service in ("order", "catalog")}
         started = time.monotonic()
-        write_files(data_dir, trades, settings)
+        for data_dir in data_dirs.values():
+            data_dir.mkdir()
+        write_log(data_dirs["order"] / "order_log.csv", trades)
+        shutil.copyfile(data_dirs["order"] / "order_log.csv", data_dirs["catalog"] / "order_log.csv")
         written = time.monotonic() - started
         port = free_port()
-        env = {**os.environ, "BAZAAR_NAMESPACE": settings.namespace, "DATA_DIR": str(data_dir),
-               "FRONTEND_PORT": str(port), "LOG_LEVEL": "WARNING"}
+        env = {**os.environ, "BAZAAR_NAMESPACE": settings.namespace, "FRONTEND_PORT": str(port),
+               "LOG_LEVEL": "WARNING"}
         rpc, processes, figures = RpcClient(settings, "longevity"), {}, {"trades": trades, "write_s": written}
         try:
             for service, module, method, args in (("catalog", "catalog_worker", "lookup", {"name": "GameStart"}),
                                                   ("order", "order_worker", "query", {"number": 0})):
-                processes[service] = start(module, env, log_dir)
+                processes[service] = start(module, {**env, "DATA_DIR": str(data_dirs[service])}, log_dir)
                 figures[f"{service}_start_s"] = seconds_to_answer(rpc, processes[service], service, method, args)
             processes["frontend"] = start("frontend", env, log_dir)
             url = f"http://127.0.0.1:{port}"

@@ -1,9 +1,9 @@
 """A fault-injection run in the spirit of Jepsen: ``python -m bench.nemesis --seed S --minutes M``.
 
-Starts a stack whose three order replicas each run on a host of their own (bench.partition) with
-their data on a small disk of their own (bench.faults); concurrent clients trade with
-Idempotency-Keys and record the history (bench.history) while the nemesis injects faults
-(bench.fault_types) one at a time at moments drawn from the seed: quiet for a few seconds, a fault
+Starts a stack whose three order replicas and two catalog replicas each run on a host of their
+own (bench.partition) with their data on a small disk of their own (bench.faults); concurrent
+clients trade with Idempotency-Keys and record the history (bench.history) while the nemesis
+injects faults (bench.fault_types) one at a time at moments drawn from the seed: quiet for a few seconds, a fault
 held for its time, healed; every type once per round, in an order drawn from the seed. Then it
 lets the replicas settle, stops the stack, checks the history and the files (bench.checker), and
 prints each property's violations and, per fault type, how many were injected and the longest
@@ -15,7 +15,6 @@ under the heavy lock. Exit status 1 when a property was violated.
 """
 import argparse
 import contextlib
-import csv
 import json
 import os
 import random
@@ -26,35 +25,42 @@ import threading
 import time
 from pathlib import Path
 
-from bench.checker import PROPERTIES, check, unavailability
+from bench.checker import PROPERTIES, check, saved_stocks, unavailability
 from bench.fault_types import FAULTS
 from bench.faults import small_disk
 from bench.history import Traders
 from bench.partition import Hosts
-from catalog_worker.store import journal_segments
 from harness.stack import Stack
 from runtime.settings import Settings
 
-REPLICAS = 3
+REPLICAS, CATALOGS = 3, 2
 QUIET = (2.0, 5.0)  # seconds between faults
 RECOVERY = 60.0  # seconds a fault's end waits for trading to resume
 CATCH_UP = 10.0  # seconds a replica's fault waits for its log to catch up (longer is reported as inf)
 
 
 class Cluster:
-    """The system under test: a stack whose order replicas each run on a host of their own, with their
-    data on a small disk of their own. ``with Cluster() as cluster:`` gives it running."""
+    """The system under test: a stack whose order replicas (``replicas``) and catalog replicas
+    (``catalogs``) each run on a host of their own, with their data on a small disk of their own.
+    ``with Cluster() as cluster:`` gives it running."""
 
-    def __init__(self, amqp_url=None, replicas=REPLICAS, disk_size="64m"):
+    def __init__(self, amqp_url=None, replicas=REPLICAS, catalogs=CATALOGS, disk_size="64m"):
         self.amqp_url = amqp_url or os.environ.get("AMQP_URL") or Settings().amqp_url
         self.replicas = [f"order-{i}" for i in range(replicas)]
+        self.catalogs = [f"catalog-{i}" for i in range(catalogs)]
         self.disk_size, self.disks = disk_size, {}  # replica -> the directory on its disk
         self._exit = contextlib.ExitStack()
 
+    @property
+    def everyone(self):
+        """Every replica that derives the order log and the stocks from the stream."""
+        return [*self.replicas, *self.catalogs]
+
     def __enter__(self):
         try:
-            self.hosts = self._exit.enter_context(Hosts(len(self.replicas), self.amqp_url))
-            self.stack = Stack(env={"AMQP_URL": self.amqp_url}, replicas=len(self.replicas), launch=self._launch)
+            self.hosts = self._exit.enter_context(Hosts(len(self.everyone), self.amqp_url))
+            self.stack = Stack(env={"AMQP_URL": self.amqp_url}, replicas=len(self.replicas),
+                               catalog_replicas=len(self.catalogs), launch=self._launch)
             self.data_dir = self.stack.settings.data_dir
             self._exit.callback(shutil.rmtree, self.data_dir, ignore_errors=True)  # once the disks are gone
             self._exit.enter_context(self.stack)
@@ -70,7 +76,7 @@ class Cluster:
     def _launch(self, name, argv, env):
         """A replica starts on its host, its data on its disk (mounted at its first start), and serves its
         metrics (how the stack knows it is ready, and whether it leads) on its host's address."""
-        if name not in self.replicas:
+        if name not in self.everyone:
             return argv, env
         if name not in self.disks:
             disk = self._exit.enter_context(small_disk(Path(env["DATA_DIR"]), self.disk_size))
@@ -83,7 +89,7 @@ class Cluster:
         return self.hosts.command(host, argv), {**env, "AMQP_URL": self.hosts.amqp_url(host), "METRICS_HOST": address}
 
     def host(self, replica):
-        return self.replicas.index(replica)
+        return self.everyone.index(replica)
 
     def leader(self):
         return self.stack.leader()
@@ -104,7 +110,7 @@ class Cluster:
     def catch_up(self, replica, timeout=30):
         """Wait until ``replica``'s log is as long as the longest one was when called (the logs are
         prefixes of one another); return the seconds it took, or None if it did not."""
-        started, paths = time.monotonic(), [self.stack.replica_dir(name) / "order_log.csv" for name in self.replicas]
+        started, paths = time.monotonic(), [self.stack.replica_dir(name) / "order_log.csv" for name in self.everyone]
         goal = max(path.stat().st_size for path in paths if path.exists())
         path = self.stack.replica_dir(replica) / "order_log.csv"
         while time.monotonic() - started < timeout:
@@ -115,34 +121,32 @@ class Cluster:
 
     def logs(self):
         """Each replica's order log, as bytes."""
-        return {name: (self.stack.replica_dir(name) / "order_log.csv").read_bytes() for name in self.replicas}
+        return {name: (self.stack.replica_dir(name) / "order_log.csv").read_bytes() for name in self.everyone}
 
     def settle(self, timeout=60):
-        """Wait until the replicas' logs are identical and hold every trade the catalog applied (the order
-        worker reconciles every 10 s); return the seconds it took, or None if they did not."""
+        """Wait until the replicas' logs are identical and each one's saved stock table is as of the
+        log's end; return the seconds it took, or None if they did not."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 logs = set(self.logs().values())
-                if len(logs) == 1 and logs.pop().count(b"\n") - 1 == self.catalog_trades():
+                lines = logs.pop().count(b"\n") - 1 if len(logs) == 1 else None
+                if all(next_number == lines for next_number, _ in self._saved().values()):
                     return time.monotonic() - started
             time.sleep(0.5)
         return None
 
-    def catalog_trades(self):
-        """The catalog's last trade sequence number, from its journal."""
-        rows = [row for path in journal_segments(self.data_dir)
-                for row in csv.DictReader(path.read_text().splitlines())]
-        return int(rows[-1]["seq"]) if rows else 0
+    def _saved(self):
+        return {name: saved_stocks(self.stack.replica_dir(name)) for name in self.everyone}
 
     def stop(self):
-        """Stop every process (the catalog last: it writes its snapshot then); return the exit statuses."""
-        order = ["frontend", *self.replicas, "catalog"]
+        """Stop every process; return the exit statuses."""
+        order = ["frontend", *self.everyone]
         return {name: self.stack.stop(name)[name] for name in order if name in self.stack.processes}
 
     def stocks(self):
-        with open(self.data_dir / "stock_db.csv", newline="") as f:
-            return list(csv.DictReader(f))
+        """Each replica's stock table, as it saved it with its stream position."""
+        return {name: stocks for name, (_, stocks) in self._saved().items()}
 
 
 def inject(cluster, traders, rng, faults, seconds, stopping):
@@ -164,7 +168,7 @@ def inject(cluster, traders, rng, faults, seconds, stopping):
             fault.end(cluster, target)
         episode = {"fault": fault.name, "target": target, "start": start, "end": clock(),
                    "inherent": fault.inherent, "exited": cluster.revive()}
-        if target in cluster.replicas:
+        if target in cluster.everyone:
             episode["caught_up_s"] = cluster.catch_up(target, CATCH_UP)
         episodes.append(episode)
         while traders.last_success < episode["end"] and clock() < episode["end"] + RECOVERY:

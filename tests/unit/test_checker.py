@@ -1,8 +1,12 @@
 """The nemesis checker on synthetic histories and files: a correct run passes, each violation is caught."""
 import pytest
 
-from bench.checker import PROPERTIES, check, longest_gap, unavailability
+from bench.checker import PROPERTIES, check, longest_gap, saved_stocks, unavailability
 from bench.history import outcome
+from ledger.orders import Order, OrderLog
+from ledger.replication import ReplicatedLog
+from ledger.stocks import Stocks
+from runtime.settings import Settings
 
 HEADER = "transaction_number,stock_name,order_type,trade_quantity,trade_id,catalog_seq\n"
 BUY = {"name": "GameStart", "type": "buy", "quantity": 2}
@@ -21,9 +25,14 @@ def log(*rows):
                              for n, (key, o) in enumerate(rows))).encode()
 
 
-def stocks(quantity=100, volume=0):
-    return [{"name": "GameStart", "quantity": str(quantity), "trading_volume": str(volume)},
-            {"name": "FishCo", "quantity": "100", "trading_volume": "0"}]
+def stocks(quantity=100, volume=0, seq=0):
+    """A stock table in which only GameStart has traded."""
+    return Stocks([("GameStart", 15.99, quantity, volume, seq), ("FishCo", 11.5, 100, 0, 0)])
+
+
+def tables(logs, table, **others):
+    """The same stock table for each replica of ``logs``, but for ``others``."""
+    return {replica: others.get(replica, table) for replica in logs}
 
 
 HISTORY = [op("a", BUY, (504, None), (200, 0)), op("b", SELL, (200, 1), (200, 1)),
@@ -36,38 +45,63 @@ def violated(found):
 
 
 def test_a_correct_run_violates_nothing():
-    found = check(HISTORY, {"r0": GOOD, "r1": GOOD}, stocks(98, 6))
+    logs = {"order-0": GOOD, "order-1": GOOD, "catalog-0": GOOD}
+    found = check(HISTORY, logs, tables(logs, stocks(98, 6, 3)))
     assert set(found) == set(PROPERTIES) and not violated(found)
     # An unknown outcome may also not have happened.
-    assert not violated(check(HISTORY, {"r0": log(("a", BUY), ("b", SELL))}, stocks(100, 4)))
+    logs = {"r0": log(("a", BUY), ("b", SELL))}
+    assert not violated(check(HISTORY, logs, tables(logs, stocks(100, 4, 2))))
 
 
 @pytest.mark.parametrize("history, logs, catalog, broken", [
-    # an acknowledged trade missing from one replica's log (which the catalog then disagrees with)
-    (HISTORY[:2], {"r0": log(("a", BUY), ("b", SELL)), "r1": log(("a", BUY))}, stocks(100, 4),
+    # an acknowledged trade missing from one replica's log (which its stock table then disagrees with)
+    (HISTORY[:2], {"r0": log(("a", BUY), ("b", SELL)), "r1": log(("a", BUY))}, stocks(100, 4, 2),
      {"acknowledged", "identical", "catalog"}),
     # an acknowledged trade logged at another number than it was given
-    (HISTORY[:2], {"r0": log(("b", SELL), ("a", BUY))}, stocks(100, 4), {"acknowledged"}),
+    (HISTORY[:2], {"r0": log(("b", SELL), ("a", BUY))}, stocks(100, 4, 2), {"acknowledged"}),
     # logged as another order than the one placed
-    (HISTORY[:2], {"r0": log(("a", SELL), ("b", SELL))}, stocks(104, 4), {"acknowledged"}),
+    (HISTORY[:2], {"r0": log(("a", SELL), ("b", SELL))}, stocks(104, 4, 2), {"acknowledged"}),
     # a trade logged twice
-    (HISTORY[:2], {"r0": log(("a", BUY), ("b", SELL), ("a", BUY))}, stocks(98, 6), {"once"}),
+    (HISTORY[:2], {"r0": log(("a", BUY), ("b", SELL), ("a", BUY))}, stocks(98, 6, 3), {"once"}),
     # a gap in the numbers
     (HISTORY[:1], {"r0": (HEADER + "0,GameStart,buy,2,a,1\n2,GameStart,sell,2,x,2\n").encode()},
-     stocks(100, 4), {"gapless"}),
+     stocks(100, 4, 3), {"gapless"}),
     # one number acknowledged for two trades
-    ([HISTORY[0], op("e", BUY, (200, 0))], {"r0": log(("a", BUY))}, stocks(98, 2), {"unique", "acknowledged"}),
+    ([HISTORY[0], op("e", BUY, (200, 0))], {"r0": log(("a", BUY))}, stocks(98, 2, 1), {"unique", "acknowledged"}),
     # a retry with the same key got another number
-    ([op("a", BUY, (200, 0), (200, 1))], {"r0": log(("a", BUY), ("a2", BUY))}, stocks(96, 4), {"retries"}),
+    ([op("a", BUY, (200, 0), (200, 1))], {"r0": log(("a", BUY), ("a2", BUY))}, stocks(96, 4, 2), {"retries"}),
     # a trade refused with a 409 was applied anyway
-    ([HISTORY[3]], {"r0": log(("d", BUY))}, stocks(98, 2), {"refused"}),
-    # the catalog is not the initial stock plus the log
-    (HISTORY[:2], {"r0": log(("a", BUY), ("b", SELL))}, stocks(98, 4), {"catalog"}),
+    ([HISTORY[3]], {"r0": log(("d", BUY))}, stocks(98, 2, 1), {"refused"}),
+    # a stock table is not the initial stock plus the log: its quantity, or its seq
+    (HISTORY[:2], {"r0": log(("a", BUY), ("b", SELL))}, stocks(98, 4, 2), {"catalog"}),
+    (HISTORY[:2], {"r0": log(("a", BUY), ("b", SELL))}, stocks(100, 4, 1), {"catalog"}),
+    # a stock traded in the log is missing from the table
+    (HISTORY[:2], {"r0": log(("a", BUY), ("b", SELL))}, Stocks([("FishCo", 11.5, 100, 0, 0)]), {"catalog"}),
     # two replicas differ in bytes only
-    (HISTORY[:2], {"r0": GOOD[:-1] + b"\n", "r1": GOOD[:-1] + b"\r\n"}, stocks(98, 6), {"identical"}),
+    (HISTORY[:2], {"r0": GOOD[:-1] + b"\n", "r1": GOOD[:-1] + b"\r\n"}, stocks(98, 6, 3), {"identical"}),
 ])
 def test_each_violation_is_caught(history, logs, catalog, broken):
-    assert violated(check(history, logs, catalog)) == broken
+    assert violated(check(history, logs, tables(logs, catalog))) == broken
+
+
+def test_a_catalog_replica_whose_table_lags_its_log_is_caught():
+    logs = {"order-0": GOOD, "catalog-0": GOOD}
+    found = check(HISTORY, logs, tables(logs, stocks(98, 6, 3), **{"catalog-0": stocks(100, 4, 2)}))
+    assert violated(found) == {"catalog"} and found["catalog"][0].startswith("catalog-0: GameStart")
+
+
+def test_saved_stocks_reads_what_a_replica_saves(tmp_path):
+    orders = OrderLog(tmp_path)
+    replicated = ReplicatedLog(Settings(data_dir=tmp_path), orders, "catalog-0")
+    order = Order(0, "GameStart", "buy", 3, "t", 1)
+    orders.append(order)
+    replicated.stocks.apply(order)
+    replicated._position, replicated._next = 5, 1
+    replicated._save_position()  # the writer itself, so that the reader follows its format
+    orders.close()
+    next_number, table = saved_stocks(tmp_path)
+    assert next_number == 1 and table.rows() == replicated.stocks.rows()
+    assert table.get("GameStart") == ("GameStart", 15.99, 97, 3, 1)
 
 
 def test_outcomes():
