@@ -515,13 +515,15 @@ class ReplicatedLog(Consumer):
 
         channel.basic_consume(self.stream, on_entry, arguments={"x-stream-offset": "last"})
         ends = time.monotonic() + self.settings.rpc_timeout
-        while marker not in seen:
+        # "last" is the last chunk when the consumer attaches, which other writers may already have put
+        # after the marker's: an entry at the position or later tells as well that the stream reaches it.
+        while marker not in seen and max(seen.values(), default=-1) < self._position:
             if time.monotonic() > ends:
                 raise ConnectionError("no answer from the order stream in time")
             connection.process_data_events(time_limit=0.1)
         channel.close()
-        if seen[marker] < self._position:
-            raise Diverged(f"the order stream ends at offset {seen[marker]}, before this replica's position "
+        if (end := max(seen.values())) < self._position:
+            raise Diverged(f"the order stream ends at offset {end}, before this replica's position "
                            f"{self._position}: the broker lost entries this replica applied (an OS crash of a "
                            f"node?); copy a replica's data directory that matches the stream, or start over")
 
