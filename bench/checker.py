@@ -18,11 +18,11 @@ list of descriptions per property (all empty when the run was correct):
 import bisect
 import csv
 import io
-import json
 from collections import Counter, defaultdict
 
 from bench.history import acknowledged, outcome
-from ledger.stocks import DEFAULT_QUANTITY, Stocks
+from ledger.replication import read_position
+from ledger.stocks import DEFAULT_QUANTITY
 
 PROPERTIES = ("acknowledged", "once", "gapless", "unique", "retries", "refused", "catalog", "identical")
 
@@ -33,11 +33,9 @@ def parse_log(data):
 
 
 def saved_stocks(data_dir):
-    """A replica's saved stream position: the next transaction number there and the Stocks as of it.
-
-    The file (ledger.replication) is one line, ``offset next last_id <JSON rows>``, padded."""
-    _, next_number, _, table = (data_dir / "stream_position").read_text().split(maxsplit=3)
-    return int(next_number), Stocks(json.loads(table))
+    """A replica's saved stream position: the next transaction number there and the Stocks as of it."""
+    _, next_number, _, stocks = read_position(data_dir / "stream_position")
+    return next_number, stocks
 
 
 def check(history, logs, stocks, initial=DEFAULT_QUANTITY):
