@@ -226,12 +226,14 @@ class ReplicatedLog(Consumer):
 
         Orders queue up only while this thread is busy (applying, syncing, publishing the previous
         entry), so one trade in flight goes out alone at once and many go out together: batching
-        that adapts to the load, with no timer."""
+        that adapts to the load, with no timer. At most ORDER_BATCH orders go in one entry."""
         with self._lock:
-            batch, self._outbox = self._outbox, []
+            batch, self._outbox = self._outbox[:self.settings.order_batch], self._outbox[self.settings.order_batch:]
             if not batch or self._link is None:
                 return  # _disconnect failed them
-            _, channel = self._link
+            connection, channel = self._link
+            if self._outbox:  # more than a batch: the rest go next, in order
+                connection.add_callback_threadsafe(self._flush)
             message_id = unique_id()
             self._waiters[message_id] = [outcome for _, outcome, _ in batch]
         props = pika.BasicProperties(type=ORDERS, message_id=message_id, content_type="application/json",

@@ -36,6 +36,8 @@ class Settings:
                                             "seconds before a silent HTTP connection is closed")
     catalog_threads: int = setting("CATALOG_THREADS", 4, "threads of each catalog replica")
     order_threads: int = setting("ORDER_THREADS", 8, "order worker threads")
+    order_batch: int = setting("ORDER_BATCH", 100, "most trades the order leader proposes in one stream entry "
+                                                   "(1: one entry per trade, no batching)")
     max_body_bytes: int = setting("MAX_BODY_BYTES", 64 * 1024, "largest accepted request body")
     metrics_host: str = setting("METRICS_HOST", "127.0.0.1", "address of a worker's Prometheus metrics")
     metrics_port: int = setting("METRICS_PORT", 0, "port of a worker's Prometheus metrics, 0 = none; "
@@ -74,6 +76,8 @@ class Settings:
         if not re.fullmatch(r"[1-9][0-9]*[YMDhms]", self.order_stream_max_age):
             raise ValueError(f"ORDER_STREAM_MAX_AGE must be a number and a unit of Y, M, D, h, m or s (7D), "
                              f"not {self.order_stream_max_age!r}")
+        if self.order_batch < 1:
+            raise ValueError(f"ORDER_BATCH must be at least 1, not {self.order_batch}")
         if not 0 <= self.trace_sample_ratio <= 1:
             raise ValueError(f"TRACE_SAMPLE_RATIO must be from 0 to 1, not {self.trace_sample_ratio!r}")
 
