@@ -1,4 +1,5 @@
-"""Where a request's time goes: ``python -m bench.breakdown [trade|lookup] [--replicas N] [--connections C]``.
+"""Where a request's time goes: ``python -m bench.breakdown [trade|lookup] [--replicas N] [--catalogs N]
+[--connections C]``.
 
 Runs a stack whose workers serve their Prometheus metrics, drives it with wrk, and prints the mean of
 every duration histogram (HTTP requests, RPC calls and handling by service and method, fsyncs) over
@@ -45,10 +46,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.breakdown", description=__doc__.splitlines()[0])
     parser.add_argument("workload", nargs="?", choices=("trade", "lookup"), default="trade")
     parser.add_argument("--replicas", type=int, default=1, help="order worker replicas (default 1)")
+    parser.add_argument("--catalogs", type=int, default=1, help="catalog replicas (default 1)")
     parser.add_argument("--connections", type=int, default=1, help="wrk connections (default 1)")
     parser.add_argument("--seconds", type=int, default=6, help="length of the measured run (default 6)")
     args = parser.parse_args(argv)
-    with Stack(replicas=args.replicas) as stack:
+    with Stack(replicas=args.replicas, catalog_replicas=args.catalogs) as stack:
         url = stack.url
         sources = {"frontend": f"{url}/metrics", **stack.metrics_urls}
         wrk(url, args.workload, args.connections, 2)  # warm-up
