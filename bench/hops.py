@@ -43,7 +43,7 @@ def stages(found):
 
 def plot(bars, path):
     """Horizontal stacked bars, one per ``{label: stages}``, to a PNG."""
-    fig = Figure(figsize=(10, 1.2 + 0.8 * len(bars)))
+    fig = Figure(figsize=(10, 2.0 + 0.8 * len(bars)))
     ax = fig.subplots()
     names = list(next(iter(bars.values())))
     for i, name in enumerate(names):
@@ -51,7 +51,7 @@ def plot(bars, path):
         ax.barh(list(bars), [s[name] for s in bars.values()], left=lefts, label=name, color=f"C{i}")
     ax.set_xlabel("ms (mean of a trade at 1 connection)")
     ax.invert_yaxis()
-    ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.35))
+    ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

@@ -98,7 +98,8 @@ class ReplicatedLog(Consumer):
         # The stock changes of the orders in flight, by stock and by trade id, so proposals fit the stock.
         self._reserved, self._in_flight = {}, {}
         self._progress = threading.Condition()  # notified when entries are applied and synced
-        self._caught_up_once = False
+        self._synced = threading.Event()  # read the stream to its end once (wait_applied)
+        self._waiting_readers = 0  # threads in wait_applied
         self._leading = False
         self._proposed = 0  # the number the next proposal gets
         self._lead_lock = threading.Lock()
@@ -115,12 +116,24 @@ class ReplicatedLog(Consumer):
         return self.orders.find(trade_id, _now_ms())
 
     def wait_applied(self, seq, timeout):
-        """Wait until this replica has caught up with the stream once and applied the trades up to
-        ``seq`` (a stock's: transaction number + 1); return whether it did within ``timeout`` s."""
+        """Wait until this replica has applied the trades up to ``seq`` (a stock's: transaction number
+        + 1), and once in its life read the stream to its end (as ``lead`` does, with a sync marker),
+        so that a new replica answers nothing from before its catch-up; return whether it did within
+        ``timeout`` s. A follower does not pause between rounds while anyone waits here."""
         with self._progress:
-            if not (self._caught_up_once and self._next >= seq):
+            self._waiting_readers += 1
+        try:
+            if not self._synced.is_set():
+                with self._lead_lock:
+                    if not self._synced.is_set():
+                        self._wait(self._publish(SYNC, b"{}"), "reading the order stream to its end")
+                        self._synced.set()
+            with self._progress:
                 self._wake.set()  # a follower between rounds reads on at once
-            return self._progress.wait_for(lambda: self._caught_up_once and self._next >= seq, timeout)
+                return self._progress.wait_for(lambda: self._next >= seq, timeout)
+        finally:
+            with self._progress:
+                self._waiting_readers -= 1
 
     def require_space(self):
         """Step down (StepDown) if the disk is too full to log a trade."""
@@ -264,9 +277,6 @@ class ReplicatedLog(Consumer):
             connection.process_data_events(time_limit=ROUND)
             if not self._caught_up and self._last_tag is None:  # a round that brought nothing
                 self._caught_up = True
-                with self._progress:
-                    self._caught_up_once = True
-                    self._progress.notify_all()
                 log.info("caught up with the order stream at offset %d: %d orders; following it",
                          self._position, self._next)
             self._commit()
@@ -278,8 +288,9 @@ class ReplicatedLog(Consumer):
             _, channel = self._link
             channel.basic_ack(self._last_tag, multiple=True)
             self._last_tag = None
-        # Nothing of its own in flight, and not behind (a round that used all its credit reads on at once).
-        if not self._leading and not self._waiters and self._round_entries < READ_AHEAD:
+        # Nothing of its own in flight, nobody waiting to read, and not behind (a round that used all
+        # its credit reads on at once).
+        if not (self._leading or self._waiters or self._waiting_readers) and self._round_entries < READ_AHEAD:
             self._wake.wait(FOLLOWER_ROUND)
 
     def fail(self, reason):
