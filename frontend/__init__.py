@@ -40,7 +40,7 @@ def create_app(settings, rpc, events):
     app.register_blueprint(page.bp)
     app.before_request(_start_request)
     app.after_request(_finish_request)
-    tracing.init_app(app)  # after _start_request, which sets the request id its span records
+    tracing.init_app(app)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
     return app
