@@ -4,6 +4,7 @@ import os
 import pytest
 
 from bench import faults
+from harness.stack import wait_until
 
 BUY = {"name": "GameStart", "quantity": 1, "type": "buy"}
 
@@ -30,6 +31,8 @@ def test_a_full_disk_answers_507_changes_nothing_and_recovers(small_disk, stack,
     os.remove(small_disk / "filler")
     assert api.get("/orders/1")[0] == 404
     assert api.post("/orders", BUY)[:2] == (200, {"data": {"transaction_number": 1}})
+    # The catalog replica shares the disk: it reads on once its probe finds room again (every second).
+    wait_until(lambda: api.get("/stocks/GameStart")[0] == 200, 10, "the catalog replica did not recover")
     assert api.get("/stocks/GameStart")[1]["data"]["quantity"] == 98  # the 507s changed nothing
     logs = stack.logs()
     assert logs.count("disk full") == 1 and logs.count("disk space is available again") == 1, logs
