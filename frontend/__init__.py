@@ -47,23 +47,26 @@ def create_app(settings, rpc, events):
 
 
 def _start_request():
-    given = request.headers.get("X-Request-ID", "")
+    given = request.environ.get("HTTP_X_REQUEST_ID", "")
     valid = 0 < len(given) <= 64 and set(given) <= REQUEST_ID_CHARS
-    g.request_id = given if valid else unique_id()
+    g.request_id = rid = given if valid else unique_id()
     g.started = time.perf_counter()
-    request_id.set(g.request_id)
+    request_id.set(rid)
 
 
 def _finish_request(response):
-    response.headers["X-Request-ID"] = g.get("request_id", "-")
-    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+    # The request read once: each access through Flask's proxies costs a context lookup (~1 µs), and
+    # a cached lookup is ~100 µs in all.
+    req, context = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+    response.headers["X-Request-ID"] = getattr(context, "request_id", "-")
+    elapsed = time.perf_counter() - getattr(context, "started", time.perf_counter())
     # The URL rule, not the path: unknown paths must not make a new time series each.
-    route = request.url_rule.rule if request.url_rule else "unmatched"
-    HTTP_REQUESTS.labels(route, request.method, response.status_code).inc()
-    HTTP_DURATION.labels(route, request.method).observe(elapsed)
-    if request.endpoint == "api.place_order" and response.status_code == 200:
+    route, method, status = (req.url_rule.rule if req.url_rule else "unmatched"), req.method, response.status_code
+    HTTP_REQUESTS.labels(route, method, status).inc()
+    HTTP_DURATION.labels(route, method).observe(elapsed)
+    if status == 200 and req.endpoint == "api.place_order":
         current_app.extensions["system"].trade_answered(elapsed)
-    log.info("%s %s %d %.2fms", request.method, request.path, response.status_code, elapsed * 1000)
+    log.info("%s %s %d %.2fms", method, req.path, status, elapsed * 1000)
     return response
 
 
