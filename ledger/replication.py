@@ -35,12 +35,12 @@ from storage.files import DiskFull
 log = logging.getLogger(__name__)
 STREAM = "orders"
 ORDER, ORDERS, SYNC = "order", "orders", "sync"  # one order (before batching), several, a marker
-# Stream entries in flight to the reader (streams need a prefetch). Few, so that a follower pausing
-# between rounds runs out of credit and RabbitMQ holds its deliveries until it acks: with credit to
-# spare, every entry went to all five readers at once, and the leader's own came back later (a bare
-# stream round trip with four other readers: 0.59 ms p50 as the only reader, 1.05 ms beside readers
-# with 500 credits, 0.61 ms beside readers with 10). A reader catching up reads rounds back to back.
-READ_AHEAD = 16
+# Stream entries in flight to the reader (streams need a prefetch). 16 made the leader's round trip
+# shorter (a follower pausing between rounds ran out, and RabbitMQ held its deliveries: 3.88 ms p50
+# at one connection against 4.50), but once in CI a replica restarted on an empty directory under
+# load stopped receiving entries at an offset it had not acked past, with 16: until that is
+# understood the credit stays where every earlier run had it. A reader behind reads rounds back to back.
+READ_AHEAD = 500
 # A follower is on nobody's critical path: it reads and fsyncs in rounds this long (at most),
 # leaving the CPUs, the broker and the disk to the leader between them.
 FOLLOWER_ROUND = 0.2
