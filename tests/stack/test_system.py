@@ -79,9 +79,10 @@ def test_system_shows_the_leader_and_a_failover(settings, tmp_path):
     with Stack(settings, log_dir=tmp_path, replicas=3) as stack:
         api = Session(stack.url)
         assert api.post("/orders", {"name": "GameStart", "quantity": 1, "type": "buy"})[0] == 200
-        replicas = wait_for_system(api, lambda rs: len(rs) == 3 and sum(r["leading"] for r in rs) == 1)
+        # Followers apply the stream in rounds of up to 0.2 s, and each announces itself every second.
+        replicas = wait_for_system(api, lambda rs: len(rs) == 3 and sum(r["leading"] for r in rs) == 1
+                                   and {(r["orders"], r["silent"]) for r in rs} == {(1, False)})
         leader = next(r["name"] for r in replicas if r["leading"])
-        assert {(r["orders"], r["silent"]) for r in replicas} == {(1, False)}
         assert api.get("/system")[1]["data"]["trades"]["count"] == 1
 
         stack.kill(leader)
