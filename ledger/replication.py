@@ -78,6 +78,7 @@ class ReplicatedLog(Consumer):
         self.orders, self.replica = orders, name
         self.stream = settings.queue(STREAM)
         self._position_file = settings.data_dir / "stream_position"
+        self._position_bytes = -1  # the length last written to it, so a commit truncates only when it changes
         self._position, self._next, self._last_id = 0, 0, None  # the stream's start, until read from the file
         self._resume_from_saved_position()
         self.disk = DiskHealth(settings.data_dir, settings.fsync_limit)
@@ -517,7 +518,9 @@ class ReplicatedLog(Consumer):
         try:
             data = line.encode().ljust(-(-(len(line) + 1) // 4096) * 4096 - 1) + b"\n"
             os.pwrite(fd, data, 0)
-            os.ftruncate(fd, len(data))
+            if len(data) != self._position_bytes:  # the table grew or shrank by a page (or first write)
+                os.ftruncate(fd, len(data))
+                self._position_bytes = len(data)
         finally:
             os.close(fd)
 
