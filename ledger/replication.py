@@ -325,6 +325,9 @@ class ReplicatedLog(Consumer):
         """After a failed write: stand down, forget what is not durable, and read on from the last
         saved position once the disk takes writes again (probed every PROBE_EVERY seconds)."""
         self._stand_down(fault)
+        # The link goes before the probe can end the episode: a writer that leads meanwhile waits
+        # for the next subscription instead of publishing on a connection about to be dropped.
+        self._disconnect(StepDown(str(fault)))
         self._applied, self._unsynced = [], False
         self.orders.reload()
         self._resume_from_saved_position()

@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY
 from test_replication import file_bytes, replica, trade, wait_for
 
 from broker.server import StepDown
+from ledger.replication import ReplicatedLog
 
 
 def faults(kind):
@@ -66,6 +67,9 @@ def test_a_write_fault_steps_the_leader_down_and_it_follows_again_when_the_disk_
 @pytest.mark.parametrize("stall", [0.5, 3.0])
 def test_an_fsync_slower_than_the_limit_or_stalled_steps_the_leader_down(settings, tmp_path, monkeypatch, stall):
     before = faults("slow")
+    # A slow reconnect widens the gap between the probe's all-clear and the next subscription: a
+    # trade in that gap waits for the stream rather than failing on the dropped connection.
+    monkeypatch.setattr(ReplicatedLog, "retry_pause", 1.0)
     with replica(replace(settings, fsync_limit=0.2), tmp_path / "a") as leader:
         assert trade(leader, 0).number == 0
         heal = sick(monkeypatch, tmp_path / "a", ("fdatasync", "fsync"), lambda: time.sleep(stall))
