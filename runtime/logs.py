@@ -16,6 +16,19 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+class _StreamCloseFilter(logging.Filter):
+    """Drops pika's ERROR for the one close of a stream reader that is expected: closing a channel
+    rejects the deliveries that arrive meanwhile, and RabbitMQ answers a reject on a stream by
+    closing the connection (540 NOT_IMPLEMENTED). A reader only closes so on a stop or a reconnect,
+    and the consumer loop logs every failure of a live connection itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "not supported by stream queues" not in record.getMessage()
+
+
+_STREAM_CLOSE = _StreamCloseFilter()
+
+
 def setup_logging(service: str, level: str = "INFO") -> None:
     """Send every log record to stderr in one legible format."""
     handler = logging.StreamHandler()
@@ -26,3 +39,4 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("pika").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("pika.adapters.blocking_connection").addFilter(_STREAM_CLOSE)

@@ -20,8 +20,8 @@ BOUND_S = 5.0  # trading resumes within this after a fault
 BOUNDS_S = {"broker-restart": 10.0}
 CATCH_UP_S = 10.0  # the nemesis waits no longer (bench.nemesis.CATCH_UP)
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("socat") or not shutil.which("ip"),
-    reason="needs root (network namespaces, tmpfs), iproute2 and socat")]
+    os.geteuid() != 0 or not all(map(shutil.which, ("socat", "ip", "iptables"))),
+    reason="needs root (network namespaces, tmpfs), iproute2, iptables and socat")]
 
 
 def local_broker(amqp_url):

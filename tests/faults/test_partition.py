@@ -8,8 +8,8 @@ import pytest
 
 from bench.partition import STATE_DIR, Hosts, remove_stale, running
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("socat") or not shutil.which("ip"),
-                                reason="needs root (network namespaces), iproute2 and socat")
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not all(map(shutil.which, ("socat", "ip", "iptables"))),
+                                reason="needs root (network namespaces), iproute2, iptables and socat")
 CONNECT = "import pika, sys; pika.BlockingConnection(pika.URLParameters(sys.argv[1])).close()"
 
 
