@@ -3,6 +3,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import os
 import statistics
 import sys
 import uuid
@@ -70,11 +71,11 @@ def http_loads(url, connections):
 def run_all(args):
     """Every row of the benchmark: HTTP floor, RPC floor, then the full stack with and without its cache."""
     with Stack(services=("frontend",), modules={"frontend": "bench.floor_http"}) as stack:
-        rows = measure_all("http floor", functools.partial(http_loads, stack.url), args)
+        rows = measure_all("http floor", functools.partial(http_loads, stack.url), args, cpu.stack_pids(stack))
     settings = dataclasses.replace(Settings.from_env(), namespace=f"bench-{uuid.uuid4().hex[:8]}")
-    with floor_rpc.echo_server(settings):
+    with floor_rpc.echo_server(settings) as server:
         rows += measure_all("rpc floor", lambda c: [functools.partial(floor_rpc.measure, settings, c)]
-                            if c < TRADES_ONLY else [], args)
+                            if c < TRADES_ONLY else [], args, cpu.echo_pids(server))
     with Stack() as stack:
         stack_rows = measure_all("stack", functools.partial(http_loads, stack.url), args, cpu.stack_pids(stack))
     with Stack(env={"CACHE_SIZE": "0"}) as stack:
@@ -105,10 +106,11 @@ def markdown(rows):
 
 
 def cpu_lines(rows):
-    """One line per wrk trade row measured with CPU times: each process's CPU ms per trade."""
+    """One line per trade or echo row measured with CPU times: each process's CPU ms per request
+    (``load``: wrk, or the echo clients)."""
     lines = []
     for r in rows:
-        if r["workload"] == "trade" and r.get("cpu_ms"):
+        if r["workload"] in ("trade", "echo") and r.get("cpu_ms"):
             shares = ", ".join(f"{name} {ms:.2f}" for name, ms in r["cpu_ms"].items())
             lines.append(f"- {r['system']} x {r['connections']}: {sum(r['cpu_ms'].values()):.2f} ms ({shares})")
     return lines
@@ -129,6 +131,16 @@ def targets(rows):
                0.8 * row["http floor", "lookup", c]["rate"], True) for c in (1, 8)]
     return [(what, value, limit, value >= limit if at_least else value <= limit)
             for what, value, limit, at_least in found]
+
+
+def budget(rows, connections=8, cores=None):
+    """The most trades/s the machine's cores allow a design that makes one HTTP request and one RPC
+    per trade: the CPU of an HTTP floor trade (its server and wrk) and of an RPC floor round trip
+    (echo server, clients, RabbitMQ) at ``connections``, from the same run. ``(ms, trades/s)``."""
+    row = {(r["system"], r["workload"], r["connections"]): r for r in rows}
+    parts = [row["http floor", "trade", connections], row["rpc floor", "echo", connections]]
+    ms = sum(sum(part.get("cpu_ms", {}).values()) for part in parts)
+    return ms, (cores or os.cpu_count() or 1) * 1000 / ms if ms else 0.0
 
 
 def target_lines(rows):
@@ -170,7 +182,10 @@ def main(argv=None):
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(rows))
     print("\n".join(["", "CPU ms per trade (utime+stime from /proc):", *cpu_lines(rows)]))
-    print("\n".join(["", "Targets:", *target_lines(rows)]))
+    ms, rate = budget(rows)
+    print("\n".join(["", "Targets:", *target_lines(rows),
+                      f"- for scale: one HTTP floor trade and one RPC floor round trip at 8 connections take "
+                      f"{ms:.2f} ms of CPU, so one RPC per trade allows at most {rate:.0f} trades/s here"]))
 
 
 if __name__ == "__main__":

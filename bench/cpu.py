@@ -26,9 +26,15 @@ def pids_named(command, proc=PROC):
     return found
 
 
+LOAD = "load"  # the load generators: wrk, or the RPC floor's client processes
+
+
 def snapshot(pids, proc=PROC):
-    """``{name: CPU seconds}`` of each ``{name: pid}`` that still runs."""
-    seconds = {}
+    """``{name: CPU seconds}`` of each ``{name: pid}`` that still runs, and as ``load`` that of this
+    process's children that have ended (the load generators: each load's wrk or client processes
+    ends before the next snapshot, while the services still run)."""
+    times = os.times()
+    seconds = {LOAD: times.children_user + times.children_system}
     for name, pid in pids.items():
         try:
             seconds[name] = cpu_seconds((proc / str(pid) / "stat").read_text())
@@ -44,10 +50,17 @@ def per_request_ms(before, after, requests):
     return {name: (after[name] - before[name]) * 1000 / requests for name in after if name in before}
 
 
+def echo_pids(server):
+    """The RPC floor's echo server process and RabbitMQ's Erlang VM."""
+    return {"echo server": server.pid, **rabbitmq_pid()}
+
+
+def rabbitmq_pid():
+    """``{"rabbitmq": pid}`` when one RabbitMQ runs on this machine, else nothing."""
+    beams = pids_named("beam.smp")
+    return {"rabbitmq": beams[0]} if len(beams) == 1 else {}  # more than one VM: we cannot tell which
+
+
 def stack_pids(stack):
     """The stack's processes and RabbitMQ's Erlang VM (``rabbitmq``, when it runs on this machine)."""
-    pids = {name: process.pid for name, process in stack.processes.items()}
-    beams = pids_named("beam.smp")
-    if len(beams) == 1:  # more than one VM: we cannot tell which is the broker
-        pids["rabbitmq"] = beams[0]
-    return pids
+    return {**{name: process.pid for name, process in stack.processes.items()}, **rabbitmq_pid()}

@@ -34,11 +34,11 @@ def serve(settings):
 
 @contextlib.contextmanager
 def echo_server(settings):
-    """Run ``serve`` in a child process for the duration of the block."""
+    """Run ``serve`` in a child process for the duration of the block, which gets the process."""
     process = multiprocessing.Process(target=serve, args=(settings,), daemon=True)
     process.start()
     try:
-        yield
+        yield process
     finally:
         process.terminate()
         process.join()

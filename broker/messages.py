@@ -82,10 +82,11 @@ def parse_request(props: pika.BasicProperties, body: bytes, methods: Container[s
     return props.type, args
 
 
-def parse_reply(body: bytes) -> Any:
-    """Return the ``data`` of a reply envelope, or raise its error as RpcError."""
+def parse_reply(body: bytes | dict) -> Any:
+    """Return the ``data`` of a reply envelope (its JSON, or one a batch reply held), or raise its
+    error as RpcError."""
     try:
-        reply = json.loads(body)
+        reply = json.loads(body) if isinstance(body, bytes) else body
         if "error" in reply:
             raise RpcError(int(reply["error"]["code"]), str(reply["error"]["message"]))
         return reply["data"]

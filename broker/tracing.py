@@ -30,7 +30,7 @@ from runtime.settings import Settings
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
-__all__ = ["SpanKind", "enabled", "inject", "root_span", "set_status", "setup", "span", "traces"]
+__all__ = ["SpanKind", "enabled", "inject", "recording", "root_span", "set_status", "setup", "span", "traces"]
 
 _tracer: trace.Tracer | None = None  # an SDK tracer while tracing is on
 _sample_ratio = 1.0
@@ -73,6 +73,11 @@ def _exporter(settings: Settings, service: str) -> "SpanExporter | None":
 
 def enabled() -> bool:
     return _tracer is not None
+
+
+def recording() -> bool:
+    """Whether this thread is in a trace that records spans (an HTTP request that ``traces``)."""
+    return _tracer is not None and trace.get_current_span().is_recording()
 
 
 def inject(headers: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Serve the frontend with waitress: ``python -m frontend``."""
 from broker import RpcClient, tracing
+from broker.batch import Batcher
 from broker.events import Subscriber
 from frontend import create_app
 from frontend.server import HttpServer
@@ -14,10 +15,12 @@ def main(argv=None):
     setup_logging("frontend", settings.log_level)
     tracing.setup(settings, "frontend")
     rpc = RpcClient(settings, "frontend")
+    # Trades made at once go to the order leader together (ORDER_BATCH=1: each alone).
+    trades = Batcher(settings, rpc, {"order": {"trade"}} if settings.order_batch > 1 else {}, "frontend")
     events = Subscriber(settings, "frontend-events", keys=("stock.#", ORDER_STATUS))
-    app = create_app(settings, rpc, events)
-    # Stopped in reverse: the HTTP server lets the requests in hand finish before their RPC client goes.
-    Supervisor([rpc, events, HttpServer(app, settings)]).run()
+    app = create_app(settings, trades, events)
+    # Stopped in reverse: the HTTP server lets the requests in hand finish before their RPC clients go.
+    Supervisor([rpc, trades, events, HttpServer(app, settings)]).run()
 
 
 if __name__ == "__main__":

@@ -191,17 +191,9 @@ class ReplicatedLog(Consumer):
         with tracing.span(f"{self.stream} publish", tracing.SpanKind.PRODUCER, self.stream):
             for _ in range(2):  # a second try after another writer took our number and we caught up
                 self.lead()
-                with self._lock:
-                    if (order := self.find(trade_id)) is not None:
-                        return order
-                    if (proposal := self._pending.get(trade_id)) is None:
-                        proposal = self._pending[trade_id] = self._enqueue(trade_id, name, order_type, quantity)
-                try:
-                    outcome = self._wait(proposal, f"replicating trade {trade_id}")
-                finally:
-                    with self._lock:
-                        if self._pending.get(trade_id) is proposal:
-                            del self._pending[trade_id]
+                if (proposal := self.submit(trade_id, name, order_type, quantity)) is None:
+                    continue  # resigned since: lead again
+                outcome = self._wait(proposal, f"replicating trade {trade_id}")
                 if isinstance(outcome, RpcError):
                     raise outcome
                 if outcome is not None:
@@ -209,6 +201,27 @@ class ReplicatedLog(Consumer):
                 log.warning("another writer took the number meant for trade %s: catching up", trade_id)
                 self.resign()
         raise RpcError(503, "the order log changed leader during the trade; retry it")
+
+    def submit(self, trade_id, name, order_type, quantity):
+        """Propose a trade without waiting, if this replica leads (else None: ``lead`` first): the
+        Future of its outcome, the Order numbering it (the earlier one of a retried id), a 409 RpcError,
+        or None if another writer took its number. RpcError 404 or 409 if it is refused at once."""
+        with self._lock:
+            if not self._leading:
+                return None
+            if (order := self.find(trade_id)) is not None:
+                found: Future = Future()
+                found.set_result(order)
+                return found
+            if (proposal := self._pending.get(trade_id)) is None:  # else: one retry of it is in flight
+                proposal = self._pending[trade_id] = self._enqueue(trade_id, name, order_type, quantity)
+                proposal.add_done_callback(lambda done: self._forget(trade_id, done))
+            return proposal
+
+    def _forget(self, trade_id, proposal):
+        with self._lock:
+            if self._pending.get(trade_id) is proposal:
+                del self._pending[trade_id]
 
     def _enqueue(self, trade_id, name, order_type, quantity):
         """Queue an order with the next number for the stream (holding the lock); the Future of its

@@ -25,7 +25,7 @@ def main(argv=None):
     ledger.announce = service.announce
     # The queue's single active consumer is the leader; every other replica follows the stream.
     server = RpcServer(settings, SERVICE, service.handlers, settings.order_threads, single_active=True,
-                       on_standby=ledger.resign, connection_name=name)
+                       on_standby=ledger.resign, connection_name=name, quick=service.quick)
     ledger.on_step_down = server.step_down  # a leader whose disk fails gives the queue to a standby
     try:
         Supervisor([MetricsServer(settings), client, ledger, DiskWatch(ledger), server,

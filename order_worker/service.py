@@ -3,6 +3,7 @@ import contextlib
 import logging
 
 from broker import RpcError
+from broker.server import then
 from runtime.lifecycle import Loop
 from trading.orders import parse_int, parse_trade
 from trading.stocks import stock_changed
@@ -23,6 +24,7 @@ class OrderService:
     def __init__(self, ledger, settings):
         self.ledger, self.settings = ledger, settings
         self.handlers = {"trade": self.trade, "query": self.query, "ping": self.ping}
+        self.quick = {"trade": self.trade_now}
 
     def trade(self, args):
         trade_id, name, order_type, quantity = parse_trade(args)
@@ -31,10 +33,19 @@ class OrderService:
         if order is None:
             self.ledger.require_space()  # step down before proposing what this replica could not log
             order = self.ledger.propose(trade_id, name, order_type, quantity)
-        if (order.name, order.type, order.quantity) != (name, order_type, quantity):
-            raise RpcError(422, "this Idempotency-Key was already used for a different order")
-        # catalog_seq lets the frontend's cache drop what this trade made stale.
-        return {"transaction_number": order.number, "catalog_seq": order.catalog_seq}
+        return _traded(order, name, order_type, quantity)
+
+    def trade_now(self, args):
+        """``trade`` without blocking, while this replica leads: the Future of its reply, or None
+        (then ``trade`` runs on a handler thread: to lead first, or after another writer's number)."""
+        trade_id, name, order_type, quantity = parse_trade(args)
+        if not self.ledger.leading:
+            return None
+        self.ledger.require_space()
+        if (proposal := self.ledger.submit(trade_id, name, order_type, quantity)) is None:
+            return None
+        # None: another writer took its number; ``trade`` catches up and proposes it again.
+        return then(proposal, lambda outcome: outcome and _traded(outcome, name, order_type, quantity))
 
     def announce(self, stocks):
         """The stock.changed events of ``stocks``, as a commit of the leader's orders left them (the
@@ -55,6 +66,16 @@ class OrderService:
         if self.ledger.connected:
             self.ledger.lead()
         return {"service": SERVICE}
+
+
+def _traded(outcome, name, order_type, quantity):
+    """The reply to a trade whose outcome is ``outcome``: its Order, or the RpcError refusing it."""
+    if isinstance(outcome, RpcError):
+        raise outcome
+    if (outcome.name, outcome.type, outcome.quantity) != (name, order_type, quantity):
+        raise RpcError(422, "this Idempotency-Key was already used for a different order")
+    # catalog_seq lets the frontend's cache drop what this trade made stale.
+    return {"transaction_number": outcome.number, "catalog_seq": outcome.catalog_seq}
 
 
 class Pinger(Loop):

@@ -29,7 +29,9 @@ class Settings:
     log_level: str = setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING...", str.upper)
     frontend_host: str = setting("FRONTEND_HOST", "127.0.0.1", "address the HTTP server listens on")
     frontend_port: int = setting("FRONTEND_PORT", 8000, "port of the HTTP server")
-    frontend_threads: int = setting("FRONTEND_THREADS", 16, "threads answering HTTP requests")
+    # The trades in flight at once go to the order leader together: more threads, larger batches
+    # under load (trades at 32 connections: 767/s with 16 threads, 988/s with 32).
+    frontend_threads: int = setting("FRONTEND_THREADS", 32, "threads answering HTTP requests")
     frontend_connection_limit: int = setting("FRONTEND_CONNECTION_LIMIT", 10000,
                                              "open HTTP connections held at once")
     frontend_channel_timeout: int = setting("FRONTEND_CHANNEL_TIMEOUT", 30,

@@ -1,5 +1,7 @@
 """The bench's CPU accounting: /proc/<pid>/stat parsing and CPU time per request, without a broker."""
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -29,7 +31,7 @@ def test_per_request_ms_divides_each_process_cpu_by_the_requests():
 def test_snapshot_skips_processes_that_ended(tmp_path):
     (tmp_path / "7").mkdir()
     (tmp_path / "7" / "stat").write_text(STAT.format(utime=cpu.TICKS, stime=0))
-    assert cpu.snapshot({"alive": 7, "ended": 8}, proc=tmp_path) == {"alive": 1.0}
+    assert cpu.snapshot({"alive": 7, "ended": 8}, proc=tmp_path).keys() == {"alive", cpu.LOAD}
 
 
 def test_pids_named_finds_processes_by_command_name(tmp_path):
@@ -54,3 +56,9 @@ def test_profile_shares_name_the_trade_path_by_function_alone():
     from bench.profile import shares
     raw = "thread (1): order_0;ReplicatedLog._wait (order_worker/replication.py:313);wait (threading.py:1) 2\n"
     assert shares(raw, top=5)[3] == {"ReplicatedLog._wait": 2}
+
+
+def test_the_load_is_the_cpu_of_children_that_ended(tmp_path):
+    before = cpu.snapshot({})[cpu.LOAD]
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True)
+    assert cpu.snapshot({})[cpu.LOAD] > before

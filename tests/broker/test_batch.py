@@ -1,0 +1,124 @@
+"""Batched calls and quick handlers against the real broker: each caller gets its own reply."""
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import pytest
+from prometheus_client import REGISTRY
+
+from broker import RpcClient, RpcError, RpcServer
+from broker.batch import Batcher
+
+
+class Slow:
+    """Handlers that hold their replies until ``release``: meanwhile the calls made pile up."""
+
+    def __init__(self):
+        self.gate, self.taken, self.declined = threading.Event(), [], 0
+
+    def echo(self, args):  # on a handler thread: what a quick handler declined
+        if args.get("refuse"):
+            raise RpcError(409, "no way")
+        return args
+
+    def echo_now(self, args):  # on the consumer thread: never blocks
+        if args.get("decline"):
+            self.declined += 1
+            return None
+        if args.get("refuse"):
+            raise RpcError(409, "no way")
+        reply: Future = Future()
+        self.taken.append(reply)
+        threading.Thread(target=lambda: (self.gate.wait(10), reply.set_result(args)), daemon=True).start()
+        return reply
+
+    def release(self):
+        self.gate.set()
+
+
+@pytest.fixture
+def handlers():
+    return Slow()
+
+
+@pytest.fixture
+def server(settings, admin, handlers):
+    server = RpcServer(settings, "echo", {"echo": handlers.echo}, threads=2, single_active=True,
+                       quick={"echo": handlers.echo_now})
+    server.start()
+    admin.wait_for_consumers("echo")
+    yield server
+    handlers.release()
+    server.stop()
+    admin.channel.queue_delete(settings.queue("echo"))
+
+
+@pytest.fixture
+def batcher(settings):
+    rpc = RpcClient(settings, "tester")
+    batcher = Batcher(settings, rpc, {"echo": {"echo"}}, "tester")
+    rpc.start()
+    batcher.start()
+    deadline = time.monotonic() + 5
+    while batcher._link is None:
+        assert time.monotonic() < deadline, "the batcher did not connect"
+        time.sleep(0.02)
+    yield batcher
+    batcher.stop()
+    rpc.stop()
+
+
+def handled(method):
+    labels = {"service": "echo", "method": method, "status": "200"}
+    return REGISTRY.get_sample_value("bazaar_rpc_messages_handled_total", labels) or 0
+
+
+def test_calls_made_at_once_go_together_and_each_caller_gets_its_own_reply(server, batcher, handlers):
+    before = handled("batch"), handled("echo")
+    with ThreadPoolExecutor(12) as pool:
+        calls = [pool.submit(batcher.call, "echo", "echo", {"n": n}) for n in range(12)]
+        time.sleep(0.5)  # the first call, alone, went at once; the rest queued behind it, in batches
+        handlers.release()
+        assert [call.result(timeout=5) for call in calls] == [{"n": n} for n in range(12)]
+    assert len(handlers.taken) == 12
+    batches, alone = handled("batch") - before[0], handled("echo") - before[1]
+    assert alone >= 1 and 1 <= batches <= 11 - alone  # the first alone, the others in fewer requests than calls
+
+
+def test_an_error_reaches_only_its_own_caller_and_a_declined_batch_is_answered_by_a_handler_thread(
+        server, batcher, handlers):
+    handlers.release()
+    args = [{"n": 0}, {"n": 1, "refuse": True}, {"n": 2, "decline": True}, {"n": 3}]
+    with ThreadPoolExecutor(4) as pool:
+        calls = [pool.submit(batcher.call, "echo", "echo", a) for a in args]
+        outcomes = []
+        for call in calls:
+            try:
+                outcomes.append(call.result(timeout=5))
+            except RpcError as exc:
+                outcomes.append(exc.code)
+    assert outcomes == [{"n": 0}, 409, {"n": 2, "decline": True}, {"n": 3}]
+    assert handlers.declined >= 1
+
+
+def test_a_malformed_batch_is_refused_with_a_400(server, settings, handlers):
+    rpc = RpcClient(settings, "tester")
+    try:
+        with pytest.raises(RpcError) as refused:
+            rpc.call("echo", "batch", {"method": "echo", "calls": [1, 2]})
+        assert refused.value.code == 400
+        with pytest.raises(RpcError, match="a batch needs"):
+            rpc.call("echo", "batch", {"method": "batch", "calls": []})
+    finally:
+        rpc.stop()
+
+
+def test_a_batch_for_a_service_without_a_worker_is_a_503(settings, batcher):
+    with ThreadPoolExecutor(4) as pool:
+        calls = [pool.submit(batcher.call, "echo", "echo", {"n": n}, 2) for n in range(4)]
+        codes = set()
+        for call in calls:
+            with pytest.raises(RpcError) as failed:
+                call.result(timeout=5)
+            codes.add(failed.value.code)
+    assert codes == {503}
