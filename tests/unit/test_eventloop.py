@@ -1,5 +1,6 @@
 """The epoll loop's bookkeeping: what it asks again, what it registers, and when."""
 import socket
+import threading
 import time
 from types import SimpleNamespace
 
@@ -79,6 +80,36 @@ def test_quiet_connections_are_not_asked_again(server, loop, monkeypatch):
     assert len(set(asked)) == 1  # the new connection's channel only
     for sock in [*held, client]:
         sock.close()
+
+
+def test_connections_whose_requests_are_in_hand_are_asked_again_only_once_their_thread_answers(monkeypatch):
+    gate = threading.Event()
+
+    def held(environ, start_response):
+        gate.wait(5)
+        return hello(environ, start_response)
+
+    server = waitress.create_server(held, map=ChannelMap(), host="127.0.0.1", port=0, threads=4)
+    loop = EventLoop(server)
+    clients = [connect(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") for _ in range(4)]
+    run_until(loop, lambda: server.task_dispatcher.active_count == 4)
+    for _ in range(3):
+        loop.poll(0)
+    asked = []
+    real_readable = HTTPChannel.readable
+    monkeypatch.setattr(HTTPChannel, "readable", lambda channel: asked.append(channel) or real_readable(channel))
+    for _ in range(5):
+        loop.poll(0)
+    assert asked == []  # four requests in hand, and no pass asked their connections
+    gate.set()
+    run_until(loop, lambda: all(received(client) and received(client).endswith(b"hello") for client in clients))
+    loop.poll(0.05)  # the threads wrote the answers themselves: the loop hears of them afterwards
+    assert len(set(asked)) == 4  # each asked again once its thread had answered
+    for client in clients:
+        client.close()
+    server.task_dispatcher.shutdown()
+    server.close()
+    loop.close()
 
 
 def test_silent_connections_are_closed_after_the_channel_timeout(server, loop):
