@@ -86,8 +86,11 @@ class Batcher(Consumer):
         super().pump(connection)
         if time.monotonic() - self._swept > 1:  # the callers of a batch never answered have given up
             self._swept, now = time.monotonic(), time.time()
-            for correlation_id in [cid for cid, (ends, _, _) in self._sent.items() if ends < now]:
-                self._fail(self._sent.pop(correlation_id)[2], RpcError(504, "no reply in time"))
+            expired = [cid for cid, (ends, _, _) in self._sent.items() if ends < now]
+            if expired:
+                # As RpcClient after a 504: the channel itself may be what is stuck (RabbitMQ 3.10 can
+                # leave one sending to a quorum queue's dead leader), so the next batch gets a new one.
+                raise ConnectionError(f"{len(expired)} batch request(s) got no reply in time")
 
     def disconnected(self) -> None:
         with self._lock:
