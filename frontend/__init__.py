@@ -1,4 +1,5 @@
 """The frontend: HTTP in, one RPC per request over RabbitMQ, the worker's reply out."""
+import functools
 import json
 import logging
 import time
@@ -49,8 +50,9 @@ def create_app(settings, rpc, events):
 def _start_request():
     given = request.environ.get("HTTP_X_REQUEST_ID", "")
     valid = 0 < len(given) <= 64 and set(given) <= REQUEST_ID_CHARS
-    g.request_id = rid = given if valid else unique_id()
-    g.started = time.perf_counter()
+    context = g._get_current_object()  # one proxy lookup, not two
+    context.request_id = rid = given if valid else unique_id()
+    context.started = time.perf_counter()
     request_id.set(rid)
 
 
@@ -62,12 +64,20 @@ def _finish_request(response):
     elapsed = time.perf_counter() - getattr(context, "started", time.perf_counter())
     # The URL rule, not the path: unknown paths must not make a new time series each.
     route, method, status = (req.url_rule.rule if req.url_rule else "unmatched"), req.method, response.status_code
-    HTTP_REQUESTS.labels(route, method, status).inc()
-    HTTP_DURATION.labels(route, method).observe(elapsed)
+    counted, timed = _series(route, method, status)
+    counted.inc()
+    timed.observe(elapsed)
     if status == 200 and req.endpoint == "api.place_order":
         current_app.extensions["system"].trade_answered(elapsed)
     log.info("%s %s %d %.2fms", method, req.path, status, elapsed * 1000)
     return response
+
+
+@functools.cache
+def _series(route, method, status):
+    """The request counter and duration histogram of one route, method and status: ``labels`` looks
+    them up anew at each call (~2 µs each, of a cached lookup's ~75 µs in-process)."""
+    return HTTP_REQUESTS.labels(route, method, status), HTTP_DURATION.labels(route, method)
 
 
 def _http_error(exc):
