@@ -122,3 +122,20 @@ def test_a_batch_for_a_service_without_a_worker_is_a_503(settings, batcher):
                 call.result(timeout=5)
             codes.add(failed.value.code)
     assert codes == {503}
+
+
+def test_a_batch_never_answered_is_a_504_and_the_next_goes_on_a_new_connection(server, batcher, handlers):
+    with ThreadPoolExecutor(3) as pool:
+        calls = [pool.submit(batcher.call, "echo", "echo", {"n": n}, 1) for n in range(3)]  # held by the gate
+        first_link = batcher._link
+        for call in calls:
+            with pytest.raises(RpcError) as late:
+                call.result(timeout=5)
+            assert late.value.code == 504
+    deadline = time.monotonic() + 5
+    while batcher._link in (first_link, None):  # replaced, as RpcClient replaces a link after a 504
+        assert time.monotonic() < deadline, "the batcher kept its connection"
+        time.sleep(0.05)
+    handlers.release()
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(lambda n: batcher.call("echo", "echo", {"n": n}), range(2))) == [{"n": 0}, {"n": 1}]
