@@ -158,14 +158,9 @@ class RpcServer(Consumer):
         if self._expired(method, props):
             self._on_channel(channel, channel.basic_reject, delivery.delivery_tag, False)
             return True
-        started, token = time.perf_counter(), request_id.set(str(headers.get("request_id") or "-"))
-        try:
-            reply = self._batch_quickly(args) if method == "batch" else self.quick[method](args)
-        except Exception as exc:  # noqa: BLE001 - answered as the handler's outcome, as on a handler thread
-            reply = Future()
-            reply.set_exception(exc)
-        finally:
-            request_id.reset(token)
+        started = time.perf_counter()
+        handler = self._batch_quickly if method == "batch" else self.quick[method]
+        reply = _try_quickly(handler, args, str(headers.get("request_id") or "-"))
         if reply is None:
             return False
         self._answering.add(reply)
@@ -208,15 +203,7 @@ class RpcServer(Consumer):
         method, calls = _parse_batch(args, self.quick)
         replies = []
         for call_args, rid in calls:
-            token = request_id.set(rid)
-            try:
-                reply = self.quick[method](call_args)
-            except Exception as exc:  # noqa: BLE001 - that call's outcome
-                reply = Future()
-                reply.set_exception(exc)
-            finally:
-                request_id.reset(token)
-            if reply is None:
+            if (reply := _try_quickly(self.quick[method], call_args, rid)) is None:
                 return None
             replies.append(reply)
         return gather(replies, lambda done: [outcome(self.service, method, reply)[0] for reply in done])
@@ -318,6 +305,19 @@ class RpcServer(Consumer):
 def _deadline(headers: dict) -> float | None:
     """When the request's caller stops waiting (epoch seconds), if it said."""
     return headers["deadline_ms"] / 1000 if isinstance(headers.get("deadline_ms"), int) else None
+
+
+def _try_quickly(handler: Callable[[dict], "Future | None"], args: dict, rid: str) -> "Future | None":
+    """A quick handler's Future (its exception, if it raised one, as the request's outcome), or None."""
+    token = request_id.set(rid)
+    try:
+        return handler(args)
+    except Exception as exc:  # noqa: BLE001 - answered as the handler's outcome, as on a handler thread
+        failed: Future = Future()
+        failed.set_exception(exc)
+        return failed
+    finally:
+        request_id.reset(token)
 
 
 def _parse_batch(args: dict, methods: Mapping[str, Any]) -> tuple[str, list[tuple[dict, str]]]:
