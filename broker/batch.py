@@ -21,8 +21,9 @@ BATCH_LIMIT = 100  # calls in one request at most
 
 class Batcher(Consumer):
     """An RpcClient (``call``) that sends the calls of ``methods`` (``{service: {method, ...}}``) made
-    while its thread is busy as one ``batch`` request (RpcServer answers it), and every other call,
-    and every traced one, through ``rpc``.
+    while its thread is busy as one ``batch`` request (RpcServer answers it), and every other call
+    through ``rpc``. A traced call rides the batch too, with its trace context in its entry (``trace``),
+    and its client span lasts on the caller's thread until its reply.
 
     Its thread owns one connection: it publishes the calls queued since its last batch, reads the
     replies and hands each caller its own. A lone call goes at once; calls made while the thread
@@ -35,7 +36,7 @@ class Batcher(Consumer):
         self.rpc, self.methods, self.app_id = rpc, methods, app_id
         self._lock = threading.Lock()
         self._link: tuple[BlockingConnection, Any] | None = None
-        self._queued: dict[tuple[str, str], list] = {}  # (service, method) -> [(args, rid, Future, ends)]
+        self._queued: dict[tuple[str, str], list] = {}  # (service, method) -> [(args, rid, trace, Future, ends)]
         self._sent: dict[str, tuple[float, str, list[Future]]] = {}  # correlation id -> (ends, service, Futures)
         self._swept = 0.0
         self._calls: dict[tuple[str, str], int] = {}  # calls in progress, batched or not
@@ -49,7 +50,7 @@ class Batcher(Consumer):
         try:
             # A lone call goes on the caller's own connection: handing it to this thread and back
             # would cost two thread switches (~0.5 ms of a trade at one connection here).
-            if alone or self._link is None or tracing.recording():
+            if alone or self._link is None:
                 return self.rpc.call(service, method, args, timeout)
             return self._call_batched(service, method, args, timeout)
         finally:
@@ -60,13 +61,15 @@ class Batcher(Consumer):
         timeout = timeout or self.settings.rpc_timeout
         if (ends := deadline.get()) is not None:
             timeout = min(timeout, ends - time.time())
-        with RPC_CALLS_IN_FLIGHT.labels(service).track_inprogress(), RPC_CALL_DURATION.labels(service, method).time():
+        with RPC_CALLS_IN_FLIGHT.labels(service).track_inprogress(), RPC_CALL_DURATION.labels(service, method).time(), \
+                tracing.span(f"{service}/{method}", tracing.SpanKind.CLIENT, self.settings.queue(service),
+                             attributes={"bazaar.batched": True}):
             reply: Future = Future()
             with self._lock:
                 if self._link is None:
                     raise RpcError(503, BROKER_UNAVAILABLE)
                 queue = self._queued.setdefault((service, method), [])
-                queue.append((args, request_id.get(), reply, time.time() + timeout))
+                queue.append((args, request_id.get(), tracing.inject({}), reply, time.time() + timeout))
                 if len(queue) == 1:  # the first since the last batch asks for one; the rest join it
                     self._link[0].add_callback_threadsafe(functools.partial(self._send, service, method))
             try:
@@ -95,7 +98,7 @@ class Batcher(Consumer):
     def disconnected(self) -> None:
         with self._lock:
             self._link, queued, sent, self._queued, self._sent = None, self._queued, self._sent, {}, {}
-        self._fail([reply for calls in queued.values() for _, _, reply, _ in calls], RpcError(503, BROKER_UNAVAILABLE))
+        self._fail([reply for calls in queued.values() for *_, reply, _ in calls], RpcError(503, BROKER_UNAVAILABLE))
         self._fail([reply for _, _, replies in sent.values() for reply in replies], RpcError(503, BROKER_UNAVAILABLE))
 
     def _send(self, service: str, method: str) -> None:
@@ -111,11 +114,12 @@ class Batcher(Consumer):
             _, channel = self._link
         ends = max(call_ends for *_, call_ends in calls)
         correlation_id = unique_id()
-        self._sent[correlation_id] = ends, service, [reply for _, _, reply, _ in calls]
+        self._sent[correlation_id] = ends, service, [reply for *_, reply, _ in calls]
         props = properties(self.app_id, "batch", reply_to=DIRECT_REPLY_TO, correlation_id=correlation_id,
                            expiration=str(max(1, int((ends - time.time()) * 1000))))
         props.headers["deadline_ms"] = int(ends * 1000)
-        body = {"method": method, "calls": [{"args": args, "request_id": rid} for args, rid, _, _ in calls]}
+        body = {"method": method, "calls": [{"args": args, "request_id": rid, **({"trace": trace} if trace else {})}
+                                            for args, rid, trace, *_ in calls]}
         channel.basic_publish("", self.settings.queue(service), encode(body), props, mandatory=True)
 
     def _on_reply(self, _channel: Any, _method: Any, props: Any, body: bytes) -> None:

@@ -66,7 +66,8 @@ class RpcServer(Consumer):
     have ``quick`` handlers for some methods (``QuickHandler``), tried
     first on the consumer's thread: a request they answer skips the two thread hand-offs of a
     handler thread (~0.4 ms of a round trip here). A traced request goes to a handler thread, where
-    its span lasts until its reply.
+    its span lasts until its reply; a traced call of a batch gets a span of its own, which lasts until
+    its reply on either path.
     """
 
     def __init__(self, settings: Settings, service: str, handlers: Mapping[str, Handler], threads: int,
@@ -188,10 +189,13 @@ class RpcServer(Consumer):
         """Answer each call of a batch as if it came alone: the list of their reply envelopes."""
         method, calls = _parse_batch(args, self.handlers)
         envelopes = []
-        for call_args, rid in calls:
+        for call_args, rid, carrier in calls:
             token = request_id.set(rid)
             try:
-                envelopes.append(answer(self.service, method, self.handlers[method], call_args)[0])
+                with self._span(method, carrier, rid) as span:
+                    envelope, status = answer(self.service, method, self.handlers[method], call_args)
+                    tracing.set_status(span, "rpc.response.status_code", status)
+                envelopes.append(envelope)
             finally:
                 request_id.reset(token)
         return envelopes
@@ -202,11 +206,20 @@ class RpcServer(Consumer):
         already taken must be safe to make twice, as trades with their trade ids are)."""
         method, calls = _parse_batch(args, self.quick)
         replies = []
-        for call_args, rid in calls:
-            if (reply := _try_quickly(self.quick[method], call_args, rid)) is None:
+        for call_args, rid, carrier in calls:
+            start = functools.partial(_settle_quickly, self.service, method, self.quick[method], call_args, rid)
+            reply = tracing.span_until_done(f"{self.service}/{method}", tracing.SpanKind.SERVER,
+                                            self.settings.queue(self.service), start, carrier,
+                                            {"bazaar.request_id": rid}, _record_status)
+            if reply is None:
                 return None
             replies.append(reply)
-        return gather(replies, lambda done: [outcome(self.service, method, reply)[0] for reply in done])
+        return gather(replies, lambda done: [reply.result()[0] for reply in done])
+
+    def _span(self, method: str, carrier: dict, rid: str) -> contextlib.AbstractContextManager:
+        """The span of a request (or of a call of a batch) in the trace its ``carrier`` holds, if any."""
+        return tracing.span(f"{self.service}/{method}", tracing.SpanKind.SERVER, self.settings.queue(self.service),
+                            carrier, {"bazaar.request_id": rid})
 
     def _on_channel(self, channel: Any, operation: Callable[..., object], *args: Any) -> None:
         """Run a channel operation on the consumer's thread: pika is not thread-safe."""
@@ -236,8 +249,7 @@ class RpcServer(Consumer):
         token = request_id.set(str(headers.get("request_id") or "-"))
         deadline.set(_deadline(headers))
         started = time.perf_counter()
-        with tracing.span(f"{self.service}/{method}", tracing.SpanKind.SERVER, self.settings.queue(self.service),
-                          headers, {"bazaar.request_id": request_id.get()}) as span:
+        with self._span(method, headers, request_id.get()) as span:
             try:
                 reply, status = answer(self.service, method, self.handlers[method], args)
             except StepDown as exc:
@@ -320,14 +332,40 @@ def _try_quickly(handler: Callable[[dict], "Future | None"], args: dict, rid: st
         request_id.reset(token)
 
 
-def _parse_batch(args: dict, methods: Mapping[str, Any]) -> tuple[str, list[tuple[dict, str]]]:
-    """The method and the calls ``(args, request id)`` of a batch request, or RpcError 400."""
+def _settle_quickly(service: str, method: str, handler: QuickHandler, args: dict, rid: str) -> "Future | None":
+    """``_try_quickly``, its Future turned into that of the call's ``(envelope, status)`` (or of None,
+    if the handler could not answer after all, or of StepDown)."""
+    if (reply := _try_quickly(handler, args, rid)) is None:
+        return None
+    settled: Future = Future()
+
+    def settle(done: Future) -> None:
+        try:
+            declined = done.exception() is None and done.result() is None
+            settled.set_result(None if declined else outcome(service, method, done))
+        except StepDown as exc:
+            settled.set_exception(exc)
+
+    reply.add_done_callback(settle)
+    return settled
+
+
+def _record_status(span: Any, settled: Future) -> None:
+    """Record the status of a call that ``_settle_quickly`` answered on its span."""
+    if settled.exception() is None and settled.result() is not None:
+        tracing.set_status(span, "rpc.response.status_code", settled.result()[1])
+
+
+def _parse_batch(args: dict, methods: Mapping[str, Any]) -> tuple[str, list[tuple[dict, str, dict]]]:
+    """The method and the calls ``(args, request id, trace context)`` of a batch request, or RpcError 400.
+    A call's trace context is the W3C carrier of its caller's span (``{}`` if it is not traced)."""
     method, calls = args.get("method"), args.get("calls")
     if method not in methods or method in ("batch", "ping") or not isinstance(calls, list):
         raise RpcError(400, "a batch needs a 'method' this service batches and a list of 'calls'")
     if not all(isinstance(call, dict) and isinstance(call.get("args"), dict) for call in calls):
         raise RpcError(400, "each call of a batch needs its 'args' object")
-    return str(method), [(call["args"], str(call.get("request_id") or "-")) for call in calls]
+    return str(method), [(call["args"], str(call.get("request_id") or "-"),
+                          call["trace"] if isinstance(call.get("trace"), dict) else {}) for call in calls]
 
 
 def gather(futures: Sequence[Future], make: Callable[[Sequence[Future]], Any]) -> Future:

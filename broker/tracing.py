@@ -16,9 +16,12 @@ Tracing is off unless ``setup`` finds OTEL_EXPORTER_OTLP_ENDPOINT or TRACE_DIR s
 helper returns at once.
 """
 import contextlib
+import functools
 import os
 import random
 import sys
+from collections.abc import Callable
+from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +33,14 @@ from runtime.settings import Settings
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
-__all__ = ["SpanKind", "enabled", "inject", "recording", "root_span", "set_status", "setup", "span", "traces"]
+__all__ = ["SpanKind", "enabled", "inject", "root_span", "set_status", "setup", "span",
+           "span_until_done", "traces"]
 
 _tracer: trace.Tracer | None = None  # an SDK tracer while tracing is on
 _sample_ratio = 1.0
 # What ``span`` gives with tracing off or outside a trace: its set_attribute etc. do nothing.
 _OFF = contextlib.nullcontext(trace.INVALID_SPAN)
+_UNTRACED = object()  # what ``_parent`` finds outside a trace
 
 
 def setup(settings: Settings, service: str) -> None:
@@ -75,11 +80,6 @@ def enabled() -> bool:
     return _tracer is not None
 
 
-def recording() -> bool:
-    """Whether this thread is in a trace that records spans (an HTTP request that ``traces``)."""
-    return _tracer is not None and trace.get_current_span().is_recording()
-
-
 def inject(headers: dict[str, Any]) -> dict[str, Any]:
     """Add the current trace context to an AMQP headers table (a dict); return it."""
     if _tracer is not None:
@@ -92,18 +92,57 @@ def span(name: str, kind: SpanKind, destination: str, carrier: Any = None,
     """A context manager for a span of a message to or from ``destination`` (a queue, exchange or
     stream), in the trace ``carrier`` (its headers) holds, or else the current one; none (a span
     that records nothing) outside a trace. An exception that leaves it is recorded as its error."""
+    if (context := _parent(carrier)) is _UNTRACED:
+        return _OFF
+    return _tracer.start_as_current_span(  # type: ignore[union-attr]  # _parent found it on
+        name, context=context, kind=kind, attributes=_messaging(destination, attributes))
+
+
+def span_until_done(name: str, kind: SpanKind, destination: str, start: Callable[[], "Future | None"],
+                    carrier: Any = None, attributes: dict[str, Any] | None = None,
+                    status: Callable[[Span, Future], None] | None = None) -> "Future | None":
+    """``start()`` inside a span like ``span``'s that lasts until the Future it returns is done: for
+    work that is answered later, on another thread. ``status(span, future)`` records how it ended
+    (else an exception in the Future is the span's error). If ``start`` returns None, declining the
+    work (which is then done elsewhere, in a span of its own), its span is never ended, so never exported."""
+    if (context := _parent(carrier)) is _UNTRACED:
+        return start()
+    made = _tracer.start_span(  # type: ignore[union-attr]  # _parent found it on
+        name, context=context, kind=kind, attributes=_messaging(destination, attributes))
+    try:
+        with trace.use_span(made, end_on_exit=False):
+            future = start()
+    except BaseException as exc:
+        made.record_exception(exc)
+        made.set_status(trace.StatusCode.ERROR)
+        made.end()
+        raise
+    if future is not None:
+        future.add_done_callback(functools.partial(_end, made, status))
+    return future
+
+
+def _end(made: Span, status: Callable[[Span, Future], None] | None, future: Future) -> None:
+    if status is not None:
+        status(made, future)
+    elif (exc := future.exception()) is not None:
+        made.record_exception(exc)
+        made.set_status(trace.StatusCode.ERROR)
+    made.end()
+
+
+def _parent(carrier: Any) -> Any:
+    """The context a span continues: the trace ``carrier`` holds, if given, else the current one
+    (None); _UNTRACED if tracing is off or there is no trace."""
     if _tracer is None:
-        return _OFF
+        return _UNTRACED
     if carrier is not None:
-        if "traceparent" not in carrier:
-            return _OFF
-        context = propagate.extract(carrier)
-    elif trace.get_current_span().is_recording():
-        context = None
-    else:
-        return _OFF
-    return _tracer.start_as_current_span(name, context=context, kind=kind, attributes={
-        "messaging.system": "rabbitmq", "messaging.destination.name": destination, **(attributes or {})})
+        return propagate.extract(carrier) if "traceparent" in carrier else _UNTRACED
+    return None if trace.get_current_span().is_recording() else _UNTRACED
+
+
+def _messaging(destination: str, attributes: dict[str, Any] | None) -> dict[str, Any]:
+    return {"messaging.system": "rabbitmq", "messaging.destination.name": destination, **(attributes or {})}
 
 
 def traces(client_traced: bool) -> bool:

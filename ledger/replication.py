@@ -9,6 +9,8 @@ race (a zombie ex-leader's, one out of turn, one that would oversell) is refused
 alike, the leader included, so nothing reaches a CSV or a stock that is not in the stream there.
 Orders proposed while the reader is busy go out together as one entry (``_flush``).
 """
+import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -188,24 +190,28 @@ class ReplicatedLog(Consumer):
     def propose(self, trade_id, name, order_type, quantity):
         """Execute a trade through the stream once per trade id: the Order numbering it (the earlier
         one of a retried id), or RpcError 404 (no such stock) or 409 (not enough of it)."""
-        with tracing.span(f"{self.stream} publish", tracing.SpanKind.PRODUCER, self.stream):
-            for _ in range(2):  # a second try after another writer took our number and we caught up
-                self.lead()
-                if (proposal := self.submit(trade_id, name, order_type, quantity)) is None:
-                    continue  # resigned since: lead again
-                outcome = self._wait(proposal, f"replicating trade {trade_id}")
-                if isinstance(outcome, RpcError):
-                    raise outcome
-                if outcome is not None:
-                    return outcome
-                log.warning("another writer took the number meant for trade %s: catching up", trade_id)
-                self.resign()
+        for _ in range(2):  # a second try after another writer took our number and we caught up
+            self.lead()
+            if (proposal := self.submit(trade_id, name, order_type, quantity)) is None:
+                continue  # resigned since: lead again
+            outcome = self._wait(proposal, f"replicating trade {trade_id}")
+            if isinstance(outcome, RpcError):
+                raise outcome
+            if outcome is not None:
+                return outcome
+            log.warning("another writer took the number meant for trade %s: catching up", trade_id)
+            self.resign()
         raise RpcError(503, "the order log changed leader during the trade; retry it")
 
     def submit(self, trade_id, name, order_type, quantity):
         """Propose a trade without waiting, if this replica leads (else None: ``lead`` first): the
         Future of its outcome, the Order numbering it (the earlier one of a retried id), a 409 RpcError,
-        or None if another writer took its number. RpcError 404 or 409 if it is refused at once."""
+        or None if another writer took its number. RpcError 404 or 409 if it is refused at once.
+        In a trace, its span lasts until the outcome, and the stream entry carries it."""
+        return tracing.span_until_done(f"{self.stream} publish", tracing.SpanKind.PRODUCER, self.stream,
+                                       functools.partial(self._submit, trade_id, name, order_type, quantity))
+
+    def _submit(self, trade_id, name, order_type, quantity):
         with self._lock:
             if not self._leading:
                 return None
@@ -264,7 +270,7 @@ class ReplicatedLog(Consumer):
             message_id = unique_id()
             self._waiters[message_id] = [outcome for _, outcome, _ in batch]
         props = pika.BasicProperties(type=ORDERS, message_id=message_id, content_type="application/json",
-                                     app_id=self.replica, delivery_mode=2, headers=batch[0][2] or None)
+                                     app_id=self.replica, delivery_mode=2, headers=_trace_headers(batch))
         channel.basic_publish("", self.stream, json.dumps([order._asdict() for order, _, _ in batch]).encode(),
                               props)
 
@@ -423,8 +429,11 @@ class ReplicatedLog(Consumer):
             raise Diverged(f"the order stream holds another entry at offset {offset} ({props.message_id}) than "
                            f"the one this replica applied there ({self._last_id}): the stream was replaced")
         if offset >= self._position:  # a chunk may start before the offset asked for
-            with tracing.span(f"{self.stream} receive", tracing.SpanKind.CONSUMER, self.stream, props.headers,
-                              {"bazaar.stream.offset": offset, "bazaar.stream.entry": props.type}):
+            with contextlib.ExitStack() as spans:  # a receive span in the trace of each traced order it holds
+                for carrier in _trace_contexts(props.headers):
+                    spans.enter_context(tracing.span(
+                        f"{self.stream} receive", tracing.SpanKind.CONSUMER, self.stream, carrier,
+                        {"bazaar.stream.offset": offset, "bazaar.stream.entry": props.type}))
                 outcomes = self._apply(props.type, body)
             self._position, self._last_id, self._unsynced = offset + 1, props.message_id or "", True
             with self._lock:
@@ -604,3 +613,20 @@ class DiskWatch(Loop):
 def _now_ms():
     """The time a proposal carries: its replicas' idempotency window is measured from it."""
     return int(time.time() * 1000)
+
+
+def _trace_headers(batch):
+    """The headers of an entry of ``batch``'s orders: the trace context of its first traced order, and
+    if several are traced, every one's ``traceparent`` in ``traceparents`` (comma-separated: a stream
+    keeps only headers of simple values), so that each trace gets its receive spans."""
+    carriers = [carrier for _, _, carrier in batch if carrier]
+    if len(carriers) < 2:
+        return carriers[0] if carriers else None
+    return {**carriers[0], "traceparents": ",".join(carrier["traceparent"] for carrier in carriers)}
+
+
+def _trace_contexts(headers):
+    """The trace context of each traced order of an entry with ``headers`` (``_trace_headers``)."""
+    if "traceparents" not in headers:
+        return [headers]
+    return [{"traceparent": traceparent} for traceparent in str(headers["traceparents"]).split(",")]

@@ -63,7 +63,7 @@ def test_every_reference_resolves():
 
 def test_every_method_is_documented():
     catalog = set(CatalogService(None, Settings()).handlers) | {"ping"}
-    order = set(OrderService(None, Settings()).handlers) | {"ping"}
+    order = set(OrderService(None, Settings()).handlers) | {"ping", "batch"}  # the frontend batches trades
     assert set(DOC["channels"]["catalogRequests"]["messages"]) == catalog
     assert set(DOC["channels"]["orderRequests"]["messages"]) == order
     replied = {op["title"] for op in DOC["operations"].values() if "reply" in op}
@@ -199,13 +199,39 @@ def _drive(stack, admin_channel, settings):
                                 pika.BasicProperties(app_id="contract-test", type="lookup"))
 
 
-def _is_batch(exchange, key, props, body, stream):
-    """Whether a captured message is an orders entry of several orders."""
-    return exchange == "" and key == stream and props.get("type") == "orders" and len(json.loads(body)) > 1
+def _answered_trades(published, settings):
+    """``[(stock, catalog_seq)]`` of every successful trade reply, sent alone or in a batch."""
+    trades = {}  # correlation id -> the stocks of the trades the request sent
+    for _, key, props, body in published:
+        if key == settings.queue("order") and props.get("type") in ("trade", "batch"):
+            request = json.loads(body)
+            calls = request["calls"] if props["type"] == "batch" else [{"args": request}]
+            trades[props["correlation_id"]] = [call["args"]["name"] for call in calls]
+    answered = []
+    for _, key, props, body in published:
+        if key.startswith("amq.rabbitmq.reply-to.") and props.get("correlation_id") in trades:
+            reply = json.loads(body)
+            envelopes = reply.get("data", []) if props["type"] == "batch" else [reply]
+            answered += [(name, envelope["data"]["catalog_seq"]) for name, envelope
+                         in zip(trades[props["correlation_id"]], envelopes, strict=False) if "data" in envelope]
+    return answered
+
+
+def _batched(messages, settings):
+    """Whether the captured messages hold a batch request of trades and an orders entry of several orders."""
+    def together(exchange, key, props, body):
+        if exchange == "" and key == settings.queue("order") and props.get("type") == "batch":
+            return "batch"
+        if exchange == "" and key == settings.queue("orders") and props.get("type") == "orders":
+            return "orders" if len(json.loads(body)) > 1 else None
+        return None
+
+    return {together(*message) for message in messages} >= {"batch", "orders"}
 
 
 def _trade_together(stack, capture, settings, connections=8, bursts=20):
-    """Trades in flight together until the leader proposes several in one stream entry (adaptive batching)."""
+    """Trades in flight together until the frontend sends several in one request and the leader
+    proposes several in one stream entry (adaptive batching, in both)."""
     def sell(_):  # sells, which never run out of shares
         api = Session(stack.url)
         try:
@@ -216,9 +242,10 @@ def _trade_together(stack, capture, settings, connections=8, bursts=20):
     with ThreadPoolExecutor(connections) as pool:
         for _ in range(bursts):
             assert list(pool.map(sell, range(connections))) == [200] * connections
-            if any(_is_batch(*message, settings.queue("orders")) for message in capture.drain()):
+            if _batched(capture.drain(), settings):
                 return
-    pytest.fail(f"{bursts} bursts of {connections} concurrent trades never made an orders entry of several")
+    pytest.fail(f"{bursts} bursts of {connections} concurrent trades never made a batch request and an "
+                f"orders entry of several")
 
 
 def test_live_messages_conform_to_the_document(vhost, tmp_path):
@@ -299,11 +326,7 @@ def test_live_messages_conform_to_the_document(vhost, tmp_path):
                                             f"documented for readers only: {sorted(seen & READ_ONLY)}")
     # Every successful trade reply's stock is announced at its seq or later: one event per stock
     # per commit of the leader, however many trades of it the commit holds.
-    trades = {props["correlation_id"]: json.loads(body)["name"] for _, key, props, body in published
-              if key == settings.queue("order") and props.get("type") == "trade"}
-    answered = [(trades[props["correlation_id"]], json.loads(body)["data"]["catalog_seq"])
-                for _, key, props, body in published if key.startswith("amq.rabbitmq.reply-to.")
-                and props.get("correlation_id") in trades and "data" in json.loads(body)]
+    answered = _answered_trades(published, settings)
     events = [json.loads(body) for exchange, key, _, body in published if exchange == settings.events_exchange
               and key.startswith("stock.")]
     assert answered and len(events) <= len(answered)

@@ -1,5 +1,6 @@
 """Tracing: one trade's spans across the frontend, the order replicas and the catalog form one tree."""
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from bench.traces import read_spans, tree
 from broker import tracing
@@ -92,3 +93,33 @@ def test_spans_only_for_sampled_requests_and_traced_clients(settings, tmp_path):
     assert [(d, s.name, s.service) for d, s in rows] == [
         (0, "GET /stocks/<name>", "frontend"), (1, "catalog/lookup", "frontend"), (2, "catalog/lookup", "catalog-0")]
     assert rows[0][1].parent_id == client_span
+
+
+def test_a_traced_trade_that_rides_a_batch_has_the_spans_of_one_sent_alone(settings, tmp_path):
+    traces = tmp_path / "traces"
+    with Stack(settings, env={"TRACE_DIR": str(traces)}, log_dir=tmp_path) as stack:
+        api = Session(stack.url)
+        assert api.post("/orders", TRADE)[0] == 200  # the leader catches up first
+        with ThreadPoolExecutor(8) as pool:  # trades at once: the frontend batches those that overlap
+            assert set(pool.map(lambda _: Session(stack.url).post("/orders", TRADE)[0], range(40))) == {200}
+        api.close()
+        assert set(stack.stop().values()) == {0}
+
+    spans = read_spans(traces)
+    batched = [s for s in spans if s.attributes.get("bazaar.batched")]
+    assert batched, "no trade rode a batch"
+    stream = settings.queue("orders")
+    for client in batched:
+        rows = tree(spans, client.trace_id)
+        assert sorted((depth, s.name, s.kind, s.service.split("-")[0]) for depth, s in rows) == [
+            (0, "POST /orders", "server", "frontend"),
+            (1, "order/trade", "client", "frontend"),
+            (2, "order/trade", "server", "order"),
+            (3, f"{stream} publish", "producer", "order"),
+            (4, f"{stream} receive", "consumer", "catalog"),
+            (4, f"{stream} receive", "consumer", "order"),
+        ]
+        (_, server), (_, producer) = rows[2], rows[3]
+        # The server span lasts until the trade's reply, though a quick handler answered it later.
+        assert client.start_ns <= server.start_ns <= producer.start_ns <= producer.end_ns <= server.end_ns
+        assert server.end_ns <= client.end_ns and server.attributes["rpc.response.status_code"] == "200"

@@ -1,0 +1,27 @@
+"""The tracing bench judges each load by the median of its paired off/on runs."""
+from types import SimpleNamespace
+
+from bench.tracing import LOADS, paired_changes, report
+
+
+def run(rate, p50, cpu_us):
+    return {"rate": rate, "p50": p50, "cpu_us": cpu_us, "count": 1, "errors": {}}
+
+
+def test_a_slow_spell_spoils_one_pair_not_the_change():
+    offs = [run(1000, 1.0, 300), run(1000, 1.0, 300), run(500, 2.0, 300)]
+    ons = [run(980, 1.02, 303), run(980, 1.02, 303), run(1000, 1.0, 300)]
+    change = paired_changes(offs, ons)
+    assert round(change["rate"], 3) == -0.02 and round(change["p50"], 3) == 0.02
+    assert round(change["cpu_us"], 3) == 0.01
+
+
+def test_the_verdict_is_the_worst_change_of_throughput_or_p50():
+    args = SimpleNamespace(exporter="otlp", sample_ratio="0.05", replicas=3, runs=1, duration=1)
+    results = {}
+    for load in LOADS:
+        results["off", *load], results["on", *load] = run(1000, 1.0, 300), run(990, 1.01, 303)
+        results["change", *load] = {"rate": -0.01, "p50": 0.01, "cpu_us": 0.01}
+    assert report(results, args).endswith("Worst cost: 1.0% (target ≤ 5%): met")
+    results["change", "trade", 8]["p50"] = 0.06
+    assert report(results, args).endswith("Worst cost: 6.0% (target ≤ 5%): MISSED")
