@@ -97,12 +97,16 @@ def test_spans_only_for_sampled_requests_and_traced_clients(settings, tmp_path):
 
 def test_a_traced_trade_that_rides_a_batch_has_the_spans_of_one_sent_alone(settings, tmp_path):
     traces = tmp_path / "traces"
-    with Stack(settings, env={"TRACE_DIR": str(traces)}, log_dir=tmp_path) as stack:
+    with Stack(settings, env={"TRACE_DIR": str(traces)}, replicas=3, log_dir=tmp_path) as stack:
         api = Session(stack.url)
         assert api.post("/orders", TRADE)[0] == 200  # the leader catches up first
         with ThreadPoolExecutor(8) as pool:  # trades at once: the frontend batches those that overlap
             assert set(pool.map(lambda _: Session(stack.url).post("/orders", TRADE)[0], range(40))) == {200}
         api.close()
+        deadline = time.monotonic() + 10
+        while not _logged(stack, 41):  # the catalog applies the last entries a round later
+            assert time.monotonic() < deadline, "a replica did not apply the trades"
+            time.sleep(0.05)
         assert set(stack.stop().values()) == {0}
 
     spans = read_spans(traces)
@@ -117,6 +121,8 @@ def test_a_traced_trade_that_rides_a_batch_has_the_spans_of_one_sent_alone(setti
             (2, "order/trade", "server", "order"),
             (3, f"{stream} publish", "producer", "order"),
             (4, f"{stream} receive", "consumer", "catalog"),
+            (4, f"{stream} receive", "consumer", "order"),
+            (4, f"{stream} receive", "consumer", "order"),
             (4, f"{stream} receive", "consumer", "order"),
         ]
         (_, server), (_, producer) = rows[2], rows[3]
