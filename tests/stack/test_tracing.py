@@ -28,6 +28,30 @@ def _logged(stack, orders):
     return all(path.exists() and len(path.read_text().splitlines()) > orders for path in paths)
 
 
+def _wait_until_applied(stack, orders):
+    deadline = time.monotonic() + 10
+    while not _logged(stack, orders):  # followers and the catalog apply an entry a round later
+        assert time.monotonic() < deadline, "a replica did not apply the trades"
+        time.sleep(0.05)
+
+
+def _shape(rows):
+    """A trade's trace as sorted ``(depth, name, kind, service)``, replicas named by their service."""
+    return sorted((depth, s.name, s.kind, s.service.split("-")[0]) for depth, s in rows)
+
+
+def _trade_shape(stream):
+    """The spans of one trade with three order replicas and one catalog replica."""
+    return sorted([
+        (0, "POST /orders", "server", "frontend"),
+        (1, "order/trade", "client", "frontend"),
+        (2, "order/trade", "server", "order"),
+        (3, f"{stream} publish", "producer", "order"),
+        *[(4, f"{stream} receive", "consumer", "order")] * 3,
+        (4, f"{stream} receive", "consumer", "catalog"),
+    ])
+
+
 def test_one_trade_is_one_trace_across_processes(settings, tmp_path):
     traces = tmp_path / "traces"
     # Each process writes a file of its own under TRACE_DIR.
@@ -36,29 +60,15 @@ def test_one_trade_is_one_trace_across_processes(settings, tmp_path):
         assert api.post("/orders", TRADE)[0] == 200  # the first trade also makes its leader catch up
         assert api.post("/orders", TRADE, headers={"X-Request-ID": "traced-trade"})[0] == 200
         api.close()
-        deadline = time.monotonic() + 10
-        while not _logged(stack, 2):  # a header and two orders, on every replica
-            assert time.monotonic() < deadline, "a replica did not apply the trades"
-            time.sleep(0.05)
+        _wait_until_applied(stack, 2)
         assert set(stack.stop().values()) == {0}  # they flush their spans on the way out
 
     spans = read_spans(traces)
     root = next(s for s in spans if s.attributes.get("bazaar.request_id") == "traced-trade" and not s.parent_id)
     rows = tree(spans, root.trace_id)
     assert all(s.parent_id in {r.span_id for _, r in rows} for _, s in rows[1:]), "a span lost its parent"
-    shape = [(depth, s.name, s.kind, s.service.split("-")[0]) for depth, s in rows]
     stream = settings.queue("orders")
-    expected = [
-        (0, "POST /orders", "server", "frontend"),
-        (1, "order/trade", "client", "frontend"),
-        (2, "order/trade", "server", "order"),
-        (3, f"{stream} publish", "producer", "order"),
-        (4, f"{stream} receive", "consumer", "order"),
-        (4, f"{stream} receive", "consumer", "order"),
-        (4, f"{stream} receive", "consumer", "order"),
-        (4, f"{stream} receive", "consumer", "catalog"),
-    ]
-    assert sorted(shape) == sorted(expected), "\n".join(map(str, shape))
+    assert _shape(rows) == _trade_shape(stream), "\n".join(map(str, _shape(rows)))
     by_name = {(s.name, s.kind): s for _, s in rows}
     leader = by_name["order/trade", "server"].service
     assert by_name[f"{stream} publish", "producer"].service == leader
@@ -103,10 +113,7 @@ def test_a_traced_trade_that_rides_a_batch_has_the_spans_of_one_sent_alone(setti
         with ThreadPoolExecutor(8) as pool:  # trades at once: the frontend batches those that overlap
             assert set(pool.map(lambda _: Session(stack.url).post("/orders", TRADE)[0], range(40))) == {200}
         api.close()
-        deadline = time.monotonic() + 10
-        while not _logged(stack, 41):  # the catalog applies the last entries a round later
-            assert time.monotonic() < deadline, "a replica did not apply the trades"
-            time.sleep(0.05)
+        _wait_until_applied(stack, 41)
         assert set(stack.stop().values()) == {0}
 
     spans = read_spans(traces)
@@ -115,16 +122,7 @@ def test_a_traced_trade_that_rides_a_batch_has_the_spans_of_one_sent_alone(setti
     stream = settings.queue("orders")
     for client in batched:
         rows = tree(spans, client.trace_id)
-        assert sorted((depth, s.name, s.kind, s.service.split("-")[0]) for depth, s in rows) == [
-            (0, "POST /orders", "server", "frontend"),
-            (1, "order/trade", "client", "frontend"),
-            (2, "order/trade", "server", "order"),
-            (3, f"{stream} publish", "producer", "order"),
-            (4, f"{stream} receive", "consumer", "catalog"),
-            (4, f"{stream} receive", "consumer", "order"),
-            (4, f"{stream} receive", "consumer", "order"),
-            (4, f"{stream} receive", "consumer", "order"),
-        ]
+        assert _shape(rows) == _trade_shape(stream)
         (_, server), (_, producer) = rows[2], rows[3]
         # The server span lasts until the trade's reply, though a quick handler answered it later.
         assert client.start_ns <= server.start_ns <= producer.start_ns <= producer.end_ns <= server.end_ns
