@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from bench import loads
 from bench.__main__ import median_summary, parse_runs, run_parser
 from harness.stack import Stack
+from runtime.settings import Settings
 
 LOADS = (("lookup", 1), ("lookup", 8), ("trade", 1), ("trade", 8))
 LIMIT = 0.05  # the most tracing may cost: 5 % of throughput or of p50
@@ -58,32 +59,38 @@ def cpu_seconds(stack):
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def measure(stacks, args):
+def measure(make_stacks, args):
     """``{(mode, workload, connections): median summary}`` and ``{("change", workload, connections): changes}``.
 
-    Each run of a load goes to both modes, in turn, in an order that alternates from run to run (off
-    then on, on then off): a drift of the machine's speed during the bench, or a run that is slower for
-    following another, then falls on both modes alike. The change is the median of the runs' paired
-    changes (on against the off run beside it), which a slow spell spoils for one pair only."""
+    Each run starts a fresh pair of stacks (``make_stacks()``: ``{"off": Stack, "on": Stack}``), so
+    what one stack happens to be (which replica leads, how its processes and files lie) falls on
+    one run's pair only: with the same two stacks for every run, two stacks that differed in nothing
+    (ratio 0) came out up to 4 % apart, most of the 5 % budget. Within a run each load goes to both modes in turn,
+    in an order that alternates from run to run (off then on, on then off), so a drift of the
+    machine's speed falls on both alike. The change is the median of the runs' paired changes (on
+    against the off run beside it), which a slow spell spoils for one pair only."""
+    runs = {(mode, *load): [] for mode in ("off", "on") for load in LOADS}
+    for run in range(args.runs):
+        stacks = make_stacks()
+        with stacks["off"], stacks["on"]:
+            for workload, connections in LOADS:
+                for stack in stacks.values():
+                    loads.wrk(stack.url, workload, connections, args.warmup)
+                for mode in (["off", "on"] if run % 2 == 0 else ["on", "off"]):
+                    stack = stacks[mode]
+                    before = cpu_seconds(stack)
+                    summary = loads.wrk(stack.url, workload, connections, args.duration)[workload]
+                    summary["cpu_us"] = (cpu_seconds(stack) - before) / summary["count"] * 1e6
+                    runs[mode, workload, connections].append(summary)
+        print(f"run {run + 1} of {args.runs} done", file=sys.stderr)
     results = {}
     for workload, connections in LOADS:
-        for stack in stacks.values():
-            loads.wrk(stack.url, workload, connections, args.warmup)
-        runs = {mode: [] for mode in stacks}
-        for run in range(args.runs):
-            for mode in (list(stacks) if run % 2 == 0 else list(stacks)[::-1]):
-                stack = stacks[mode]
-                before = cpu_seconds(stack)
-                summary = loads.wrk(stack.url, workload, connections, args.duration)[workload]
-                summary["cpu_us"] = (cpu_seconds(stack) - before) / summary["count"] * 1e6
-                runs[mode].append(summary)
-        for mode, summaries in runs.items():
+        for mode in ("off", "on"):
+            summaries = runs[mode, workload, connections]
             results[mode, workload, connections] = {
                 **median_summary(summaries), "cpu_us": statistics.median(s["cpu_us"] for s in summaries)}
-        change = results["change", workload, connections] = paired_changes(runs["off"], runs["on"])
-        off, on = results["off", workload, connections], results["on", workload, connections]
-        print(f"{workload} x {connections}: {off['rate']:.0f} -> {on['rate']:.0f} req/s ({change['rate']:+.1%}), "
-              f"p50 {off['p50']:.2f} -> {on['p50']:.2f} ms ({change['p50']:+.1%})", file=sys.stderr)
+        results["change", workload, connections] = paired_changes(runs["off", workload, connections],
+                                                                  runs["on", workload, connections])
     return results
 
 
@@ -97,8 +104,8 @@ def report(results, args):
     """The results as a markdown table, one row per load, with the change tracing makes."""
     lines = [f"tracing on = {args.exporter} exporter, TRACE_SAMPLE_RATIO={args.sample_ratio}, "
              f"{args.replicas} order replica(s); median of {args.runs} "
-             f"run(s) of {args.duration} s, off and on in alternating order; a change is the median "
-             f"of the runs' paired changes", "",
+             f"run(s) of {args.duration} s, a fresh pair of stacks per run, off and on in "
+             f"alternating order; a change is the median of the runs' paired changes", "",
              "| load | conns | req/s off | req/s on | change | p50 ms off | p50 ms on | change "
              "| CPU µs/req off | CPU µs/req on | change | errors on |",
              "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
@@ -120,7 +127,8 @@ def parse_args(argv):
     parser = run_parser("python -m bench.tracing", __doc__, per="load and mode")
     parser.add_argument("--exporter", choices=("otlp", "file"), default="otlp")
     parser.add_argument("--replicas", type=int, default=1, help="order worker replicas (default 1)")
-    parser.add_argument("--sample-ratio", default="1", help="TRACE_SAMPLE_RATIO of the traced stack (default 1)")
+    parser.add_argument("--sample-ratio", default=str(Settings().trace_sample_ratio),
+                        help="TRACE_SAMPLE_RATIO of the traced stack (default: the services' default)")
     return parse_runs(parser, argv)
 
 
@@ -130,9 +138,8 @@ def main(argv=None):
     traced = {"otlp": {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}, "file": {"TRACE_DIR": trace_dir}}[args.exporter]
     traced["TRACE_SAMPLE_RATIO"] = args.sample_ratio
     try:
-        stacks = {"off": Stack(replicas=args.replicas), "on": Stack(env=traced, replicas=args.replicas)}
-        with stacks["off"], stacks["on"]:
-            results = measure(stacks, args)
+        results = measure(lambda: {"off": Stack(replicas=args.replicas),
+                                   "on": Stack(env=traced, replicas=args.replicas)}, args)
         print(report(results, args))
         if args.exporter == "otlp":
             requests = sum(results["on", *load]["count"] for load in LOADS)

@@ -40,7 +40,6 @@ class Batcher(Consumer):
         self._queued: dict[tuple[str, str], list] = {}  # (service, method) -> [(args, rid, trace, Future, ends)]
         # correlation id -> (ends, (service, method), Futures)
         self._sent: dict[str, tuple[float, tuple[str, str], list[Future]]] = {}
-        self._flying: set[tuple[str, str]] = set()  # (service, method) with a batch in flight
         self._swept = 0.0
         self._calls: dict[tuple[str, str], int] = {}  # calls in progress, batched or not
     def call(self, service: str, method: str, args: dict, timeout: float | None = None) -> Any:
@@ -101,7 +100,6 @@ class Batcher(Consumer):
     def disconnected(self) -> None:
         with self._lock:
             self._link, queued, sent, self._queued, self._sent = None, self._queued, self._sent, {}, {}
-            self._flying = set()
         self._fail([reply for calls in queued.values() for *_, reply, _ in calls], RpcError(503, BROKER_UNAVAILABLE))
         self._fail([reply for _, _, replies in sent.values() for reply in replies], RpcError(503, BROKER_UNAVAILABLE))
 
@@ -113,19 +111,18 @@ class Batcher(Consumer):
         1.8 trades per request at 8 connections, this one 3.6, for 16 % less CPU per trade)."""
         key = service, method
         with self._lock:
-            if key in self._flying or self._link is None:
-                return
+            if self._link is None or any(sent == key for _, sent, _ in self._sent.values()):
+                return  # the calls go when the batch in flight is answered
             calls = self._queued.pop(key, [])
             if len(calls) > BATCH_LIMIT:
                 self._queued[key] = calls[BATCH_LIMIT:]
                 calls = calls[:BATCH_LIMIT]
             if not calls:
                 return
-            self._flying.add(key)
             _, channel = self._link
         ends = max(call_ends for *_, call_ends in calls)
         correlation_id = unique_id()
-        self._sent[correlation_id] = ends, key, [reply for *_, reply, _ in calls]
+        self._sent[correlation_id] = ends, key, [reply for *_, reply, _ in calls]  # in flight until answered
         props = properties(self.app_id, "batch", reply_to=DIRECT_REPLY_TO, correlation_id=correlation_id,
                            expiration=str(max(1, int((ends - time.time()) * 1000))))
         props.headers["deadline_ms"] = int(ends * 1000)
@@ -133,16 +130,11 @@ class Batcher(Consumer):
                                             for args, rid, trace, *_ in calls]}
         channel.basic_publish("", self.settings.queue(service), encode(body), props, mandatory=True)
 
-    def _landed(self, key: tuple[str, str]) -> None:
-        """A batch of ``key`` is answered (or returned): the calls queued meanwhile go next."""
-        self._flying.discard(key)
-        self._send(*key)
-
     def _on_reply(self, _channel: Any, _method: Any, props: Any, body: bytes) -> None:
         _, key, replies = self._sent.pop(props.correlation_id, (0, ("", ""), None))
         if replies is None:
             return  # its callers have given up
-        self._landed(key)
+        self._send(*key)  # the calls queued while it was out go next
         try:
             envelopes = parse_reply(body)
             if not isinstance(envelopes, list) or len(envelopes) != len(replies):
@@ -156,7 +148,7 @@ class Batcher(Consumer):
     def _on_return(self, _channel: Any, _method: Any, props: Any, _body: bytes) -> None:
         _, (service, method), replies = self._sent.pop(props.correlation_id, (0, ("", ""), None))
         if replies is not None:
-            self._landed((service, method))
+            self._send(service, method)
             log.warning("batch on %s: no such queue, is the %s worker started?", self.settings.queue(service), service)
             self._fail(replies, RpcError(503, f"the {service} service is unavailable"))
 

@@ -253,8 +253,8 @@ def test_live_messages_conform_to_the_document(vhost, tmp_path):
     capture = Capture(settings)
     # Tracing on, so messages carry traceparent, which is checked too.
     # Two catalog replicas, as deployed: competing consumers of the catalog's queue, each reading the stream.
-    with Stack(settings, env={"TRACE_DIR": str(tmp_path / "traces")}, log_dir=tmp_path,
-               catalog_replicas=2) as stack:
+    traced = {"TRACE_DIR": str(tmp_path / "traces"), "TRACE_SAMPLE_RATIO": "1"}
+    with Stack(settings, env=traced, log_dir=tmp_path, catalog_replicas=2) as stack:
         served = Session(stack.url).get("/asyncapi.json")
         assert served[:2] == (200, DOC)
         admin = capture.connection.channel()

@@ -21,6 +21,11 @@ def test_tracing_is_off_without_an_exporter():
     assert not tracing.traces(client_traced=True)
 
 
+def _every_request_traced(traces):
+    """A stack's environment that writes a file of spans per process under ``traces``, of every request."""
+    return {"TRACE_DIR": str(traces), "TRACE_SAMPLE_RATIO": "1"}
+
+
 def _logged(stack, orders):
     """Whether every replica, order and catalog, has logged ``orders`` orders (after its header)."""
     paths = [stack.replica_dir(name) / "order_log.csv" for name in stack.replicas] + [
@@ -54,8 +59,7 @@ def _trade_shape(stream):
 
 def test_one_trade_is_one_trace_across_processes(settings, tmp_path):
     traces = tmp_path / "traces"
-    # Each process writes a file of its own under TRACE_DIR.
-    with Stack(settings, env={"TRACE_DIR": str(traces)}, replicas=3, log_dir=tmp_path) as stack:
+    with Stack(settings, env=_every_request_traced(traces), replicas=3, log_dir=tmp_path) as stack:
         api = Session(stack.url)
         assert api.post("/orders", TRADE)[0] == 200  # the first trade also makes its leader catch up
         assert api.post("/orders", TRADE, headers={"X-Request-ID": "traced-trade"})[0] == 200
@@ -107,7 +111,7 @@ def test_spans_only_for_sampled_requests_and_traced_clients(settings, tmp_path):
 
 def test_a_traced_trade_that_rides_a_batch_has_the_spans_of_one_sent_alone(settings, tmp_path):
     traces = tmp_path / "traces"
-    with Stack(settings, env={"TRACE_DIR": str(traces)}, replicas=3, log_dir=tmp_path) as stack:
+    with Stack(settings, env=_every_request_traced(traces), replicas=3, log_dir=tmp_path) as stack:
         api = Session(stack.url)
         assert api.post("/orders", TRADE)[0] == 200  # the leader catches up first
         with ThreadPoolExecutor(8) as pool:  # trades at once: the frontend batches those that overlap

@@ -1,11 +1,14 @@
 """The tracing bench judges each load by the median of its paired off/on runs."""
+import contextlib
 from types import SimpleNamespace
 
-from bench.tracing import LOADS, paired_changes, report
+from bench import tracing
+from bench.tracing import LOADS, measure, paired_changes, report
 
 
 def run(rate, p50, cpu_us):
-    return {"rate": rate, "p50": p50, "cpu_us": cpu_us, "count": 1, "errors": {}}
+    return {"rate": rate, "p50": p50, "cpu_us": cpu_us, "count": 1, "errors": {},
+            "mean": p50, "p90": p50, "p99": p50, "max": p50}
 
 
 def test_a_slow_spell_spoils_one_pair_not_the_change():
@@ -25,3 +28,32 @@ def test_the_verdict_is_the_worst_change_of_throughput_or_p50():
     assert report(results, args).endswith("Worst cost: 1.0% (target ≤ 5%): met")
     results["change", "trade", 8]["p50"] = 0.06
     assert report(results, args).endswith("Worst cost: 6.0% (target ≤ 5%): MISSED")
+
+
+class FakeStack(contextlib.nullcontext):
+    """Enough of a Stack for ``measure``: a URL that names it, no processes."""
+
+    def __init__(self, url):
+        super().__init__()
+        self.url, self.processes = url, {}
+
+
+def test_each_run_measures_a_fresh_pair_of_stacks_in_alternating_order(monkeypatch):
+    made, measured = [], []
+
+    def make_stacks():
+        made.append({mode: FakeStack(f"{mode}-{len(made) + 1}") for mode in ("off", "on")})
+        return made[-1]
+
+    def wrk(url, workload, connections, seconds):
+        if seconds == 5:  # the measured runs, not the warm-ups
+            measured.append(url)
+        return {workload: run(1000, 1.0, 300)}
+
+    monkeypatch.setattr(tracing.loads, "wrk", wrk)
+    clock = iter(range(1000))
+    monkeypatch.setattr(tracing, "cpu_seconds", lambda stack: next(clock))  # one second per run
+    results = measure(make_stacks, SimpleNamespace(runs=2, warmup=1, duration=5))
+    assert len(made) == 2
+    assert measured == ["off-1", "on-1"] * len(LOADS) + ["on-2", "off-2"] * len(LOADS)
+    assert results["change", "trade", 8] == {"rate": 0.0, "p50": 0.0, "cpu_us": 0.0}
