@@ -64,10 +64,10 @@ def measure(make_stacks, args):
 
     Each run starts a fresh pair of stacks (``make_stacks()``: ``{"off": Stack, "on": Stack}``), so
     what one stack happens to be (which replica leads, how its processes and files lie) falls on
-    one run's pair only: with the same two stacks for every run, two stacks that differed in nothing
-    (ratio 0) came out up to 4 % apart, most of the 5 % budget. Within a run each load goes to both modes in turn,
-    in an order that alternates from run to run (off then on, on then off), so a drift of the
-    machine's speed falls on both alike. The change is the median of the runs' paired changes (on
+    one run's pair only, and more runs average it out; with the same two stacks for every run it
+    fell on every pair alike. Within a run each load goes to both modes in turn, in an order that
+    alternates from run to run (off then on, on then off), so a drift of the machine's speed falls
+    on both alike. The change is the median of the runs' paired changes (on
     against the off run beside it), which a slow spell spoils for one pair only."""
     runs = {(mode, *load): [] for mode in ("off", "on") for load in LOADS}
     for run in range(args.runs):

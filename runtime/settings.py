@@ -64,8 +64,8 @@ class Settings:
                                                "http://localhost:4318")
     trace_dir: str = setting("TRACE_DIR", "", "write traces as OTLP JSON lines to a file per process in "
                                               "this directory, or to stderr if it is -")
-    # A span costs the SDK tens of µs against a cache hit's ~100: 2 % keeps tracing inside 5 % of the
-    # throughput (docs/design.md, "Tracing across the broker"); 1 traces everything, for debugging.
+    # A span costs the SDK ~100 µs, as much as a whole cache hit: at 2 % the spans cost ~6 µs a
+    # request (docs/design.md, "Tracing across the broker"); 1 traces everything, for debugging.
     trace_sample_ratio: float = setting("TRACE_SAMPLE_RATIO", 0.02, "share of HTTP requests traced, 0 to 1 "
                                                                     "(a request with traceparent always is)")
 
