@@ -1,6 +1,12 @@
-"""Read the spans services wrote under TRACE_DIR and print each trace as a tree: ``python -m bench.traces DIR``."""
+"""Read the spans services wrote under TRACE_DIR and print each trace as a tree: ``python -m bench.traces DIR``.
+
+``--hops`` prints instead where traced trades spent their time, hop by hop: the gaps between the
+edges of their spans, both ends of every broker hop seen from the processes on either side (which
+the services' histograms, each timed in one process, cannot tell apart from waiting there).
+"""
 import argparse
 import json
+import statistics
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,6 +44,50 @@ def read_spans(directory):
     return spans
 
 
+# A trade's way as gaps between its spans' edges, (what, (role, edge), (role, edge)), in order: they
+# add up to its HTTP request. The roles are the spans ``trade_roles`` finds.
+TRADE_HOPS = (
+    ("frontend, before the call", ("http", 0), ("client", 0)),
+    ("request to the leader (and the batch window)", ("client", 0), ("server", 0)),
+    ("leader, before proposing", ("server", 0), ("publish", 0)),
+    ("stream, to the leader's reader", ("publish", 0), ("receive", 0)),
+    ("leader applies the entry", ("receive", 0), ("receive", 1)),
+    ("leader fsyncs and settles", ("receive", 1), ("server", 1)),
+    ("reply to the frontend's handler", ("server", 1), ("client", 1)),
+    ("frontend, after the reply", ("client", 1), ("http", 1)),
+)
+
+
+def trade_roles(spans):
+    """``{role: Span}`` of one traced trade's spans, or None if one is missing: the HTTP request, the
+    frontend's call, the leader's handling, its publish to the stream and its reader's receive."""
+    def first(kind, name=None, service=None):
+        return next((s for s in spans if s.kind == kind and name in (None, s.name)
+                     and service in (None, s.service)), None)
+    roles = {"http": first("server", "POST /orders"), "client": first("client", "order/trade"),
+             "server": first("server", "order/trade")}
+    if roles["server"] is not None:
+        leader = roles["server"].service
+        roles |= {"publish": first("producer", service=leader), "receive": first("consumer", service=leader)}
+    return roles if None not in roles.values() and len(roles) == 5 else None
+
+
+def trade_hops(spans):
+    """``[(what, median ms, traces)]`` over every complete trade trace in ``spans``, per TRADE_HOPS."""
+    traces = {}
+    for span in spans:
+        traces.setdefault(span.trace_id, []).append(span)
+    found = [roles for trace in traces.values() if (roles := trade_roles(trace)) is not None]
+    return [(what, statistics.median(_edge_ms(r, *to) - _edge_ms(r, *since) for r in found), len(found))
+            for what, since, to in TRADE_HOPS] if found else []
+
+
+def _edge_ms(roles, role, end):
+    """When the span of ``role`` started (``end`` 0) or ended (1), in ms."""
+    span = roles[role]
+    return (span.end_ns if end else span.start_ns) / 1e6
+
+
 def _values(attributes):
     return {a["key"]: next(iter(a["value"].values())) for a in attributes}
 
@@ -68,8 +118,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.traces", description=__doc__)
     parser.add_argument("directory", type=Path)
     parser.add_argument("--request-id", help="only the trace of the HTTP request with this X-Request-ID")
+    parser.add_argument("--hops", action="store_true", help="the median time of each hop of the traced trades")
     args = parser.parse_args(argv)
     spans = read_spans(args.directory)
+    if args.hops:
+        hops = trade_hops(spans)
+        print(f"{hops[0][2] if hops else 0} traced trades; median ms per hop:")
+        for what, ms, _ in hops:
+            print(f"{ms:8.3f}  {what}")
+        return
     roots = [s for s in spans if not s.parent_id
              and args.request_id in (None, s.attributes.get("bazaar.request_id"))]
     for root in sorted(roots, key=lambda s: s.start_ns):
