@@ -6,6 +6,7 @@ Besides throughput and latency, each run measures the CPU time the stack's proce
 request, which other work on a shared machine disturbs much less.
 """
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -62,16 +63,18 @@ def cpu_seconds(stack):
 def measure(make_stacks, args):
     """``{(mode, workload, connections): median summary}`` and ``{("change", workload, connections): changes}``.
 
-    Each run starts a fresh pair of stacks (``make_stacks()``: ``{"off": Stack, "on": Stack}``), so
-    what one stack happens to be (which replica leads, how its processes and files lie) falls on
-    one run's pair only, and more runs average it out; with the same two stacks for every run it
-    fell on every pair alike. Within a run each load goes to both modes in turn, in an order that
-    alternates from run to run (off then on, on then off), so a drift of the machine's speed falls
-    on both alike. The change is the median of the runs' paired changes (on
-    against the off run beside it), which a slow spell spoils for one pair only."""
+    Each run starts a fresh pair of stacks (``make_stacks(seed)``: ``{"off": Stack, "on": Stack}``,
+    both with ``PYTHONHASHSEED=seed``), so what one stack happens to be (which replica leads, how its
+    processes and files lie) falls on one run's pair only, and more runs average it out; with the same
+    two stacks for every run it fell on every pair alike. The two stacks of a pair share a hash seed,
+    drawn anew for each run: processes hashed differently lay out their dicts and sets differently,
+    which is a difference tracing does not make. Within a run each load goes to both modes in turn, in
+    an order that alternates from run to run (off then on, on then off), so a drift of the machine's
+    speed falls on both alike. The change is the median of the runs' paired changes (on against the off
+    run beside it), which a slow spell spoils for one pair only."""
     runs = {(mode, *load): [] for mode in ("off", "on") for load in LOADS}
     for run in range(args.runs):
-        stacks = make_stacks()
+        stacks = make_stacks(str(random.randrange(2**32)))
         with stacks["off"], stacks["on"]:
             for workload, connections in LOADS:
                 for stack in stacks.values():
@@ -138,8 +141,9 @@ def main(argv=None):
     traced = {"otlp": {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}, "file": {"TRACE_DIR": trace_dir}}[args.exporter]
     traced["TRACE_SAMPLE_RATIO"] = args.sample_ratio
     try:
-        results = measure(lambda: {"off": Stack(replicas=args.replicas),
-                                   "on": Stack(env=traced, replicas=args.replicas)}, args)
+        results = measure(lambda seed: {"off": Stack(env={"PYTHONHASHSEED": seed}, replicas=args.replicas),
+                                        "on": Stack(env={**traced, "PYTHONHASHSEED": seed}, replicas=args.replicas)},
+                          args)
         print(report(results, args))
         if args.exporter == "otlp":
             requests = sum(results["on", *load]["count"] for load in LOADS)

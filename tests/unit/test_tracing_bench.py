@@ -38,11 +38,12 @@ class FakeStack(contextlib.nullcontext):
         self.url, self.processes = url, {}
 
 
-def test_each_run_measures_a_fresh_pair_of_stacks_in_alternating_order(monkeypatch):
-    made, measured = [], []
+def test_each_run_measures_a_fresh_pair_of_stacks_sharing_a_hash_seed_in_alternating_order(monkeypatch):
+    made, measured, seeds = [], [], []
 
-    def make_stacks():
+    def make_stacks(seed):
         made.append({mode: FakeStack(f"{mode}-{len(made) + 1}") for mode in ("off", "on")})
+        seeds.append(seed)
         return made[-1]
 
     def wrk(url, workload, connections, seconds):
@@ -55,5 +56,6 @@ def test_each_run_measures_a_fresh_pair_of_stacks_in_alternating_order(monkeypat
     monkeypatch.setattr(tracing, "cpu_seconds", lambda stack: next(clock))  # one second per run
     results = measure(make_stacks, SimpleNamespace(runs=2, warmup=1, duration=5))
     assert len(made) == 2
+    assert len(set(seeds)) == 2 and all(0 <= int(seed) < 2**32 for seed in seeds)  # a hash seed per pair
     assert measured == ["off-1", "on-1"] * len(LOADS) + ["on-2", "off-2"] * len(LOADS)
     assert results["change", "trade", 8] == {"rate": 0.0, "p50": 0.0, "cpu_us": 0.0}
