@@ -69,7 +69,7 @@ def trade_roles(spans):
     if roles["server"] is not None:
         leader = roles["server"].service
         roles |= {"publish": first("producer", service=leader), "receive": first("consumer", service=leader)}
-    return roles if None not in roles.values() and len(roles) == 5 else None
+    return roles if len(roles) == 5 and None not in roles.values() else None
 
 
 def trade_hops(spans):

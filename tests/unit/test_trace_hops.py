@@ -16,7 +16,7 @@ def test_each_hop_is_the_median_gap_between_span_edges_and_they_add_up_to_the_re
                                    "receive": (3, 4)})
     second = trade("b", "order-2", {"http": (0, 20), "client": (1, 19), "server": (4, 8), "publish": (4.5, 7.5),
                                     "receive": (5, 7)})
-    # A follower's receive and an unrelated trace are not taken for the leader's.
+    # A follower's receive in the same trace is not taken for the leader's.
     follower = Span("b", "f", "", "x.orders receive", "consumer", "order-1", 0, 1, {})
     hops = dict((what, ms) for what, ms, _ in trade_hops([follower, *first, *second]))
     assert list(hops) == [what for what, *_ in TRADE_HOPS]
