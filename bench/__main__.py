@@ -152,9 +152,9 @@ def target_lines(rows):
 def run_parser(prog, description, per="load"):
     """An argument parser with the run options every benchmark shares (--runs, --duration, --warmup, --quick)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--runs", type=int, default=3, help=f"measured runs per {per} (default 3)")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
-    parser.add_argument("--warmup", type=int, default=2, help=f"seconds of warm-up per {per} (default 2)")
+    parser.add_argument("--runs", type=int, default=3, help=f"measured runs per {per} (default %(default)s)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per run (default %(default)s)")
+    parser.add_argument("--warmup", type=int, default=2, help=f"seconds of warm-up per {per} (default %(default)s)")
     parser.add_argument("--quick", action="store_true", help="1 run of 3 s after 1 s of warm-up")
     return parser
 

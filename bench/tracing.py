@@ -1,4 +1,4 @@
-"""What tracing costs: the stack with tracing off and on, runs interleaved: ``python -m bench.tracing [--quick]``.
+"""What tracing costs: the stack with tracing off and on, in short pairs: ``python -m bench.tracing [--quick]``.
 
 "On" exports every span over OTLP/HTTP to a collector stand-in in this process, which decodes
 each batch and counts its spans (``--exporter file`` writes OTLP JSON files under TRACE_DIR instead).
@@ -36,6 +36,8 @@ class OtlpSink(ThreadingHTTPServer):
 
 
 class _Receive(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real collector: the exporters reuse their connection
+
     def do_POST(self):
         request = ExportTraceServiceRequest.FromString(self.rfile.read(int(self.headers["Content-Length"])))
         count = sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
@@ -68,10 +70,11 @@ def measure(make_stacks, args):
     processes and files lie) falls on one run's pair only, and more runs average it out; with the same
     two stacks for every run it fell on every pair alike. The two stacks of a pair share a hash seed,
     drawn anew for each run: processes hashed differently lay out their dicts and sets differently,
-    which is a difference tracing does not make. Within a run each load goes to both modes in turn, in
-    an order that alternates from run to run (off then on, on then off), so a drift of the machine's
-    speed falls on both alike. The change is the median of the runs' paired changes (on against the off
-    run beside it), which a slow spell spoils for one pair only."""
+    which is a difference tracing does not make. Within a run each load goes ``args.pairs`` times to
+    both modes in turn, in an order that alternates from pair to pair (off then on, on then off): the
+    machine's speed drifts by more than 5 % within seconds here, and short pairs side by side see the
+    same machine. The change is the median of all the pairs' changes (on against the off beside it),
+    which a slow spell spoils for one pair only."""
     runs = {(mode, *load): [] for mode in ("off", "on") for load in LOADS}
     for run in range(args.runs):
         stacks = make_stacks(str(random.randrange(2**32)))
@@ -79,12 +82,13 @@ def measure(make_stacks, args):
             for workload, connections in LOADS:
                 for stack in stacks.values():
                     loads.wrk(stack.url, workload, connections, args.warmup)
-                for mode in (["off", "on"] if run % 2 == 0 else ["on", "off"]):
-                    stack = stacks[mode]
-                    before = cpu_seconds(stack)
-                    summary = loads.wrk(stack.url, workload, connections, args.duration)[workload]
-                    summary["cpu_us"] = (cpu_seconds(stack) - before) / summary["count"] * 1e6
-                    runs[mode, workload, connections].append(summary)
+                for pair in range(args.pairs):
+                    for mode in (["off", "on"] if (run * args.pairs + pair) % 2 == 0 else ["on", "off"]):
+                        stack = stacks[mode]
+                        before = cpu_seconds(stack)
+                        summary = loads.wrk(stack.url, workload, connections, args.duration)[workload]
+                        summary["cpu_us"] = (cpu_seconds(stack) - before) / summary["count"] * 1e6
+                        runs[mode, workload, connections].append(summary)
         print(f"run {run + 1} of {args.runs} done", file=sys.stderr)
     results = {}
     for workload, connections in LOADS:
@@ -106,9 +110,9 @@ def paired_changes(offs, ons):
 def report(results, args):
     """The results as a markdown table, one row per load, with the change tracing makes."""
     lines = [f"tracing on = {args.exporter} exporter, TRACE_SAMPLE_RATIO={args.sample_ratio}, "
-             f"{args.replicas} order replica(s); median of {args.runs} "
-             f"run(s) of {args.duration} s, a fresh pair of stacks per run, off and on in "
-             f"alternating order; a change is the median of the runs' paired changes", "",
+             f"{args.replicas} order replica(s); {args.runs} run(s), a fresh pair of stacks each, "
+             f"measuring each load in {args.pairs} pair(s) of {args.duration} s off and on, in "
+             f"alternating order; a change is the median of the pairs' changes", "",
              "| load | conns | req/s off | req/s on | change | p50 ms off | p50 ms on | change "
              "| CPU µs/req off | CPU µs/req on | change | errors on |",
              "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
@@ -130,9 +134,16 @@ def parse_args(argv):
     parser = run_parser("python -m bench.tracing", __doc__, per="load and mode")
     parser.add_argument("--exporter", choices=("otlp", "file"), default="otlp")
     parser.add_argument("--replicas", type=int, default=1, help="order worker replicas (default 1)")
+    parser.add_argument("--pairs", type=int, default=10,
+                        help="off/on pairs per load and run, side by side (default 10; --quick: 2)")
     parser.add_argument("--sample-ratio", default=str(Settings().trace_sample_ratio),
                         help="TRACE_SAMPLE_RATIO of the traced stack (default: the services' default)")
-    return parse_runs(parser, argv)
+    # Short pairs: this machine's speed drifts by more than the 5 % to resolve within a few seconds.
+    parser.set_defaults(duration=1)
+    args = parse_runs(parser, argv)
+    if args.quick:
+        args.pairs = 2
+    return args
 
 
 def main(argv=None):

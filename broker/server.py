@@ -65,9 +65,8 @@ class RpcServer(Consumer):
     came alone: its reply's data is the list of their reply envelopes. A single active consumer may
     have ``quick`` handlers for some methods (``QuickHandler``), tried
     first on the consumer's thread: a request they answer skips the two thread hand-offs of a
-    handler thread (~0.4 ms of a round trip here). A traced request goes to a handler thread, where
-    its span lasts until its reply; a traced call of a batch gets a span of its own, which lasts until
-    its reply on either path.
+    handler thread (~0.4 ms of a round trip here). A traced request, or a traced call of a batch,
+    takes the same path as any other and gets a span that lasts until its reply, on either path.
     """
 
     def __init__(self, settings: Settings, service: str, handlers: Mapping[str, Handler], threads: int,
@@ -149,9 +148,6 @@ class RpcServer(Consumer):
 
     def _handle_quickly(self, channel: Any, delivery: Any, props: BasicProperties, body: bytes) -> bool:
         """Try the request's quick handler, on the consumer's thread; whether it took the request."""
-        headers = props.headers or {}
-        if tracing.enabled() and "traceparent" in headers:
-            return False
         try:
             method, args = parse_request(props, body, self.handlers)
         except BadMessage:
@@ -159,31 +155,34 @@ class RpcServer(Consumer):
         if self._expired(method, props):
             self._on_channel(channel, channel.basic_reject, delivery.delivery_tag, False)
             return True
-        started = time.perf_counter()
-        handler = self._batch_quickly if method == "batch" else self.quick[method]
-        reply = _try_quickly(handler, args, str(headers.get("request_id") or "-"))
-        if reply is None:
+        started, rid = time.perf_counter(), str((props.headers or {}).get("request_id") or "-")
+        if method == "batch":  # each call of a batch gets a span of its own (_batch_quickly)
+            settled = _settle_quickly(self.service, method, self._batch_quickly, args, rid)
+        else:
+            settled = self._span_until_settled(method, args, rid, props.headers or {})
+        if settled is None:
             return False
-        self._answering.add(reply)
-        reply.add_done_callback(functools.partial(self._answer_quickly, channel, delivery, props, body, started))
+        self._answering.add(settled)
+        settled.add_done_callback(functools.partial(self._answer_quickly, channel, delivery, props, body, started))
         return True
 
     def _answer_quickly(self, channel: Any, delivery: Any, props: BasicProperties, body: bytes, started: float,
-                        reply: Future) -> None:
-        """Answer a quick handler's request once its Future is done (on whichever thread did it)."""
+                        settled: Future) -> None:
+        """Answer a quick handler's request once its ``_settle_quickly`` Future is done (on whichever
+        thread did it)."""
         try:
-            if reply.exception() is None and reply.result() is None:  # it could not answer after all
+            if settled.exception() is None and settled.result() is None:  # it could not answer after all
                 assert self._pool is not None  # quick handlers are only for a single active consumer
                 with contextlib.suppress(RuntimeError):  # stopped: unacked, the request goes to the next
                     self._pool.submit(self._handle, channel, delivery, props, body)
                 return
-            envelope, status = outcome(self.service, props.type, reply)
+            envelope, status = settled.result()
             self._send(channel, delivery, props, envelope, status, props.type, started)
         except StepDown as exc:
             log.warning("%s: stepping down, leaving %s to the next consumer", exc, props.type)
             self.step_down()
         finally:
-            self._answering.discard(reply)
+            self._answering.discard(settled)
 
     def _batch(self, args: dict) -> list[dict]:
         """Answer each call of a batch as if it came alone: the list of their reply envelopes."""
@@ -207,14 +206,18 @@ class RpcServer(Consumer):
         method, calls = _parse_batch(args, self.quick)
         replies = []
         for call_args, rid, carrier in calls:
-            start = functools.partial(_settle_quickly, self.service, method, self.quick[method], call_args, rid)
-            reply = tracing.span_until_done(f"{self.service}/{method}", tracing.SpanKind.SERVER,
-                                            self.settings.queue(self.service), start, carrier,
-                                            {"bazaar.request_id": rid}, _record_status)
-            if reply is None:
+            if (reply := self._span_until_settled(method, call_args, rid, carrier)) is None:
                 return None
             replies.append(reply)
         return gather(replies, lambda done: [reply.result()[0] for reply in done])
+
+    def _span_until_settled(self, method: str, args: dict, rid: str, carrier: dict) -> Future | None:
+        """``_settle_quickly`` for one request (or call of a batch), in a span of the trace its
+        ``carrier`` holds, if any, that lasts until it is settled."""
+        start = functools.partial(_settle_quickly, self.service, method, self.quick[method], args, rid)
+        return tracing.span_until_done(f"{self.service}/{method}", tracing.SpanKind.SERVER,
+                                       self.settings.queue(self.service), start, carrier,
+                                       {"bazaar.request_id": rid}, _record_status)
 
     def _span(self, method: str, carrier: dict, rid: str) -> contextlib.AbstractContextManager:
         """The span of a request (or of a call of a batch) in the trace its ``carrier`` holds, if any."""

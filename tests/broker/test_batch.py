@@ -4,9 +4,12 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
-from broker import RpcClient, RpcError, RpcServer
+from broker import RpcClient, RpcError, RpcServer, tracing
 from broker.batch import Batcher
 from harness.stack import wait_until
 
@@ -155,3 +158,29 @@ def test_a_batch_never_answered_is_a_504_and_the_next_goes_on_a_new_connection(s
     handlers.release()
     with ThreadPoolExecutor(2) as pool:
         assert list(pool.map(lambda n: batcher.call("echo", "echo", {"n": n}), range(2))) == [{"n": 0}, {"n": 1}]
+
+
+def test_a_traced_request_takes_the_quick_path_in_a_span_that_lasts_until_its_reply(
+        server, settings, handlers, monkeypatch):
+    spans, provider = InMemorySpanExporter(), TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("test"))  # tracing on, in this process only
+    rpc = RpcClient(settings, "tester")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            def traced_call():
+                with provider.get_tracer("test").start_as_current_span("caller"):
+                    return rpc.call("echo", "echo", {"n": 1})
+            call = pool.submit(traced_call)
+            wait_until(lambda: len(handlers.taken) == 1, 5, "the traced call taken by the quick handler")
+            assert spans.get_finished_spans() == ()  # the server's span lasts until the reply
+            handlers.release()
+            assert call.result(timeout=5) == {"n": 1}
+    finally:
+        rpc.stop()
+    by_kind = {span.kind: span for span in spans.get_finished_spans()}
+    server_span, client_span = by_kind[tracing.SpanKind.SERVER], by_kind[tracing.SpanKind.CLIENT]
+    assert handlers.declined == 0 and len(handlers.taken) == 1  # no handler thread took it
+    assert server_span.name == "echo/echo" and server_span.attributes["rpc.response.status_code"] == 200
+    assert server_span.parent.span_id == client_span.context.span_id
+    assert server_span.end_time <= client_span.end_time

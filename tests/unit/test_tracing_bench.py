@@ -20,7 +20,7 @@ def test_a_slow_spell_spoils_one_pair_not_the_change():
 
 
 def test_the_verdict_is_the_worst_change_of_throughput_or_p50():
-    args = SimpleNamespace(exporter="otlp", sample_ratio="0.05", replicas=3, runs=1, duration=1)
+    args = SimpleNamespace(exporter="otlp", sample_ratio="0.05", replicas=3, runs=1, pairs=1, duration=1)
     results = {}
     for load in LOADS:
         results["off", *load], results["on", *load] = run(1000, 1.0, 300), run(990, 1.01, 303)
@@ -38,7 +38,7 @@ class FakeStack(contextlib.nullcontext):
         self.url, self.processes = url, {}
 
 
-def test_each_run_measures_a_fresh_pair_of_stacks_sharing_a_hash_seed_in_alternating_order(monkeypatch):
+def test_each_run_measures_a_fresh_pair_of_stacks_sharing_a_hash_seed_in_alternating_pairs(monkeypatch):
     made, measured, seeds = [], [], []
 
     def make_stacks(seed):
@@ -54,8 +54,10 @@ def test_each_run_measures_a_fresh_pair_of_stacks_sharing_a_hash_seed_in_alterna
     monkeypatch.setattr(tracing.loads, "wrk", wrk)
     clock = iter(range(1000))
     monkeypatch.setattr(tracing, "cpu_seconds", lambda stack: next(clock))  # one second per run
-    results = measure(make_stacks, SimpleNamespace(runs=2, warmup=1, duration=5))
+    results = measure(make_stacks, SimpleNamespace(runs=2, pairs=3, warmup=1, duration=5))
     assert len(made) == 2
     assert len(set(seeds)) == 2 and all(0 <= int(seed) < 2**32 for seed in seeds)  # a hash seed per pair
-    assert measured == ["off-1", "on-1"] * len(LOADS) + ["on-2", "off-2"] * len(LOADS)
+    # Each load: three pairs side by side, off and on in turn, the order alternating from pair to pair.
+    assert measured == (["off-1", "on-1", "on-1", "off-1", "off-1", "on-1"] * len(LOADS)
+                        + ["on-2", "off-2", "off-2", "on-2", "on-2", "off-2"] * len(LOADS))
     assert results["change", "trade", 8] == {"rate": 0.0, "p50": 0.0, "cpu_us": 0.0}
