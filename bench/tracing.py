@@ -134,12 +134,13 @@ def parse_args(argv):
     parser = run_parser("python -m bench.tracing", __doc__, per="load and mode")
     parser.add_argument("--exporter", choices=("otlp", "file"), default="otlp")
     parser.add_argument("--replicas", type=int, default=1, help="order worker replicas (default 1)")
-    parser.add_argument("--pairs", type=int, default=10,
-                        help="off/on pairs per load and run, side by side (default 10; --quick: 2)")
+    parser.add_argument("--pairs", type=int, default=15,
+                        help="off/on pairs per load and run, side by side (default 15; --quick: 2)")
     parser.add_argument("--sample-ratio", default=str(Settings().trace_sample_ratio),
                         help="TRACE_SAMPLE_RATIO of the traced stack (default: the services' default)")
-    # Short pairs: this machine's speed drifts by more than the 5 % to resolve within a few seconds.
-    parser.set_defaults(duration=1)
+    # Short pairs, and 60 of them per load: this machine's speed drifts by more than the 5 % to
+    # resolve within a few seconds, and 30 pairs still left ±2-3 % (docs/design.md, "Tracing").
+    parser.set_defaults(runs=4, duration=1)
     args = parse_runs(parser, argv)
     if args.quick:
         args.pairs = 2
