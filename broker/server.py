@@ -155,11 +155,12 @@ class RpcServer(Consumer):
         if self._expired(method, props):
             self._on_channel(channel, channel.basic_reject, delivery.delivery_tag, False)
             return True
-        started, rid = time.perf_counter(), str((props.headers or {}).get("request_id") or "-")
+        started, headers = time.perf_counter(), props.headers or {}
+        rid = str(headers.get("request_id") or "-")
         if method == "batch":  # each call of a batch gets a span of its own (_batch_quickly)
             settled = _settle_quickly(self.service, method, self._batch_quickly, args, rid)
         else:
-            settled = self._span_until_settled(method, args, rid, props.headers or {})
+            settled = self._span_until_settled(method, args, rid, headers)
         if settled is None:
             return False
         self._answering.add(settled)
