@@ -39,11 +39,18 @@ def measure(load, args, pids=None):
     load(args.warmup)
     before = cpu.snapshot(pids or {})
     runs = [load(args.duration) for _ in range(args.runs)]
-    after = cpu.snapshot(pids or {})
+    return summarize(runs, [(before, cpu.snapshot(pids))] if pids else [])
+
+
+def summarize(runs, snapshots):
+    """``{workload: median summary}`` of the runs of one load. A single workload's summary gets
+    ``cpu_ms`` if there are ``(before, after)`` CPU snapshots: its processes' CPU time in them, per request."""
     summaries = {workload: median_summary([run[workload] for run in runs]) for workload in runs[0]}
-    if pids and len(summaries) == 1:
+    if len(summaries) == 1 and snapshots:
         (summary,) = summaries.values()
-        summary["cpu_ms"] = cpu.per_request_ms(before, after, summary["count"])
+        names = [name for name in snapshots[0][1] if all(name in b and name in a for b, a in snapshots)]
+        spent = {name: sum(after[name] - before[name] for before, after in snapshots) for name in names}
+        summary["cpu_ms"] = cpu.per_request_ms(dict.fromkeys(spent, 0.0), spent, summary["count"])
     return summaries
 
 
@@ -53,10 +60,37 @@ def measure_all(system, loads_for, args, pids=None):
     for connections in CONNECTIONS:
         for load in loads_for(connections):
             for workload, summary in measure(load, args, pids).items():
-                print(f"{system} {workload} x {connections}: {summary['rate']:.0f} req/s, "
-                      f"p50 {summary['p50']:.2f} ms", file=sys.stderr)
-                rows.append({"system": system, "workload": workload, "connections": connections, **summary})
+                rows.append(row(system, workload, connections, summary))
     return rows
+
+
+def measure_side_by_side(systems, args):
+    """Rows for each load of each ``(system, loads_for, pids)`` at each connection count, measured in
+    ``args.runs`` rounds: a round runs every load once (after its warm-up), connection count by
+    connection count, the systems in turn, in reverse order every other round. This machine's speed
+    drifts by 1.5x within minutes, so floors measured minutes before the stack made its ratios a
+    measure of the drift too; side by side, a drift falls on the floors and the stack alike."""
+    results = {}  # (system, connections, load number) -> ([runs], [(before, after) CPU snapshots])
+    for run in range(args.runs):
+        for connections in CONNECTIONS:
+            for system, loads_for, pids in systems if run % 2 == 0 else systems[::-1]:
+                for number, load in enumerate(loads_for(connections)):
+                    load(args.warmup)
+                    before = cpu.snapshot(pids)
+                    outcome = load(args.duration)
+                    runs, snapshots = results.setdefault((system, connections, number), ([], []))
+                    runs.append(outcome)
+                    snapshots.append((before, cpu.snapshot(pids)))
+    return [row(system, workload, connections, summary)
+            for (system, connections, _), (runs, snapshots) in results.items()
+            for workload, summary in summarize(runs, snapshots).items()]
+
+
+def row(system, workload, connections, summary):
+    """One row of the table (and printed as it comes, to follow a long run)."""
+    print(f"{system} {workload} x {connections}: {summary['rate']:.0f} req/s, p50 {summary['p50']:.2f} ms",
+          file=sys.stderr)
+    return {"system": system, "workload": workload, "connections": connections, **summary}
 
 
 def http_loads(url, connections):
@@ -69,28 +103,31 @@ def http_loads(url, connections):
 
 
 def run_all(args):
-    """Every row of the benchmark: HTTP floor, RPC floor, then the full stack with and without its cache."""
-    with Stack(services=("frontend",), modules={"frontend": "bench.floor_http"}) as stack:
-        rows = measure_all("http floor", functools.partial(http_loads, stack.url), args, cpu.stack_pids(stack))
+    """Every row of the benchmark: the HTTP floor, the RPC floor and the replicated stack side by side
+    (the targets are ratios of them), then the stack with one replica each, with and without its
+    cache, and the replicated stack unbatched."""
     settings = dataclasses.replace(Settings.from_env(), namespace=f"bench-{uuid.uuid4().hex[:8]}")
-    with floor_rpc.echo_server(settings) as server:
-        rows += measure_all("rpc floor", lambda c: [functools.partial(floor_rpc.measure, settings, c)]
-                            if c < TRADES_ONLY else [], args, cpu.echo_pids(server))
+    with Stack(services=("frontend",), modules={"frontend": "bench.floor_http"}) as http_floor, \
+            floor_rpc.echo_server(settings) as server, Stack(replicas=3, catalog_replicas=2) as replicated:
+        rows = measure_side_by_side([
+            ("http floor", functools.partial(http_loads, http_floor.url), cpu.stack_pids(http_floor)),
+            ("rpc floor", lambda c: [functools.partial(floor_rpc.measure, settings, c)] if c < TRADES_ONLY else [],
+             cpu.echo_pids(server)),
+            (REPLICATED, functools.partial(http_loads, replicated.url), cpu.stack_pids(replicated))], args)
     with Stack() as stack:
-        stack_rows = measure_all("stack", functools.partial(http_loads, stack.url), args, cpu.stack_pids(stack))
+        rows += measure_all("stack", functools.partial(http_loads, stack.url), args, cpu.stack_pids(stack))
     with Stack(env={"CACHE_SIZE": "0"}) as stack:
-        stack_rows += measure_all("stack, CACHE_SIZE=0", functools.partial(http_loads, stack.url), args)
-    with Stack(replicas=3, catalog_replicas=2) as stack:
-        stack_rows += measure_all(REPLICATED, functools.partial(http_loads, stack.url), args, cpu.stack_pids(stack))
+        rows += measure_all("stack, CACHE_SIZE=0", functools.partial(http_loads, stack.url), args)
     with Stack(replicas=3, catalog_replicas=2, env={"ORDER_BATCH": "1"}) as stack:
-        stack_rows += measure_all(UNBATCHED, lambda c: [functools.partial(loads.wrk, stack.url, "trade", c)], args,
-                                  cpu.stack_pids(stack))
-    floors = {(r["workload"], r["connections"]): r for r in rows}
-    for row in stack_rows:
-        floor = floors[row["workload"], row["connections"]]
-        row["rate_vs_floor"] = row["rate"] / floor["rate"]
-        row["p50_vs_floor"] = row["p50"] / floor["p50"]
-    return rows + stack_rows
+        rows += measure_all(UNBATCHED, lambda c: [functools.partial(loads.wrk, stack.url, "trade", c)], args,
+                            cpu.stack_pids(stack))
+    floors = {(r["workload"], r["connections"]): r for r in rows if r["system"] in ("http floor", "rpc floor")}
+    for r in rows:
+        if r["system"] not in ("http floor", "rpc floor"):
+            floor = floors[r["workload"], r["connections"]]
+            r["rate_vs_floor"] = r["rate"] / floor["rate"]
+            r["p50_vs_floor"] = r["p50"] / floor["p50"]
+    return rows
 
 
 def markdown(rows):

@@ -1,5 +1,9 @@
-"""The benchmark's targets are judged against the floors of the same run."""
-from bench.__main__ import REPLICATED, budget, targets
+"""The benchmark's targets are judged against the floors of the same run, measured side by side."""
+import functools
+from types import SimpleNamespace
+
+import bench.cpu
+from bench.__main__ import FIGURES, REPLICATED, budget, measure_side_by_side, targets
 
 
 def row(system, workload, connections, rate, p50, p99=None):
@@ -26,3 +30,25 @@ def test_the_budget_of_one_rpc_per_trade_adds_the_floors_cpu_and_divides_the_cor
             {**row("rpc floor", "echo", 8, 2200, 3.4), "cpu_ms": {"echo server": 0.3, "load": 0.3, "rabbitmq": 0.2}}]
     ms, rate = budget(rows, cores=2)
     assert round(ms, 2) == 1.5 and round(rate) == 1333
+
+
+def test_the_floors_and_the_stack_are_measured_side_by_side_in_rounds_of_alternating_order(monkeypatch):
+    ran, clock = [], iter(range(1000))
+    monkeypatch.setattr(bench.cpu, "snapshot", lambda pids: {"load": 0.0, **{name: next(clock) for name in pids}})
+
+    def load(system, connections, seconds):
+        ran.append((system, connections, seconds))
+        return {"trade": {"count": 10, "errors": {}, **dict.fromkeys(FIGURES, len(ran))}}
+
+    def loads_for(system):
+        return lambda connections: [functools.partial(load, system, connections)] if connections < 32 else []
+
+    systems = [(name, loads_for(name), {name: 1}) for name in ("floor", "stack")]
+    rows = measure_side_by_side(systems, SimpleNamespace(runs=2, warmup=1, duration=5))
+    measured = [(system, connections) for system, connections, seconds in ran if seconds == 5]
+    assert measured == [("floor", 1), ("stack", 1), ("floor", 8), ("stack", 8),   # round 1
+                        ("stack", 1), ("floor", 1), ("stack", 8), ("floor", 8)]   # round 2, the other way round
+    assert all(seconds == 1 for _, _, seconds in ran[::2])  # each run after a warm-up of its own
+    stack_1 = next(r for r in rows if r["system"] == "stack" and r["connections"] == 1)
+    assert stack_1["p50"] == (4 + 10) / 2 and stack_1["count"] == 20  # the median of its two rounds
+    assert stack_1["cpu_ms"] == {"load": 0.0, "stack": 100.0}  # one clock tick per run: 2 s over 20 trades
