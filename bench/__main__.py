@@ -81,8 +81,10 @@ def measure_side_by_side(systems, args):
                     runs, snapshots = results.setdefault((system, connections, number), ([], []))
                     runs.append(outcome)
                     snapshots.append((before, cpu.snapshot(pids)))
+    names = [system for system, _, _ in systems]
+    by_system = sorted(results.items(), key=lambda result: names.index(result[0][0]))  # stable: by connections next
     return [row(system, workload, connections, summary)
-            for (system, connections, _), (runs, snapshots) in results.items()
+            for (system, connections, _), (runs, snapshots) in by_system
             for workload, summary in summarize(runs, snapshots).items()]
 
 

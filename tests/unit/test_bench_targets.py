@@ -52,3 +52,4 @@ def test_the_floors_and_the_stack_are_measured_side_by_side_in_rounds_of_alterna
     stack_1 = next(r for r in rows if r["system"] == "stack" and r["connections"] == 1)
     assert stack_1["p50"] == (4 + 10) / 2 and stack_1["count"] == 20  # the median of its two rounds
     assert stack_1["cpu_ms"] == {"load": 0.0, "stack": 100.0}  # one clock tick per run: 2 s over 20 trades
+    assert [(r["system"], r["connections"]) for r in rows] == [("floor", 1), ("floor", 8), ("stack", 1), ("stack", 8)]
