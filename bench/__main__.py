@@ -34,8 +34,8 @@ def median_summary(summaries):
 def measure(load, args, pids=None):
     """Warm up with ``load(seconds)``, then run it ``args.runs`` times; return ``{workload: median summary}``.
 
-    With ``pids`` (``{name: pid}``) a single-workload summary also gets ``cpu_ms``: each process's CPU
-    time per request over the measured runs."""
+    With ``pids`` (``{name: pid}``) a single-workload summary also gets ``cpu_ms`` and ``switches``:
+    each process's CPU time and context switches per request over the measured runs."""
     load(args.warmup)
     before = cpu.snapshot(pids or {})
     runs = [load(args.duration) for _ in range(args.runs)]
@@ -44,13 +44,12 @@ def measure(load, args, pids=None):
 
 def summarize(runs, snapshots):
     """``{workload: median summary}`` of the runs of one load. A single workload's summary gets
-    ``cpu_ms`` if there are ``(before, after)`` CPU snapshots: its processes' CPU time in them, per request."""
+    ``cpu_ms`` and ``switches`` if there are ``(before, after)`` snapshots (``cpu.snapshot``): its
+    processes' CPU time and context switches in them, per request."""
     summaries = {workload: median_summary([run[workload] for run in runs]) for workload in runs[0]}
     if len(summaries) == 1 and snapshots:
         (summary,) = summaries.values()
-        names = [name for name in snapshots[0][1] if all(name in b and name in a for b, a in snapshots)]
-        spent = {name: sum(after[name] - before[name] for before, after in snapshots) for name in names}
-        summary["cpu_ms"] = cpu.per_request_ms(dict.fromkeys(spent, 0.0), spent, summary["count"])
+        summary["cpu_ms"], summary["switches"] = cpu.per_request(snapshots, summary["count"])
     return summaries
 
 
@@ -145,13 +144,15 @@ def markdown(rows):
 
 
 def cpu_lines(rows):
-    """One line per trade or echo row measured with CPU times: each process's CPU ms per request
-    (``load``: wrk, or the echo clients)."""
+    """One line per trade or echo row measured with CPU times: each process's CPU ms and context
+    switches per request (``load``: wrk, or the echo clients)."""
     lines = []
     for r in rows:
         if r["workload"] in ("trade", "echo") and r.get("cpu_ms"):
             shares = ", ".join(f"{name} {ms:.2f}" for name, ms in r["cpu_ms"].items())
-            lines.append(f"- {r['system']} x {r['connections']}: {sum(r['cpu_ms'].values()):.2f} ms ({shares})")
+            switches = ", ".join(f"{name} {n:.1f}" for name, n in r.get("switches", {}).items())
+            lines.append(f"- {r['system']} x {r['connections']}: {sum(r['cpu_ms'].values()):.2f} ms ({shares}); "
+                         f"{sum(r.get('switches', {}).values()):.0f} context switches ({switches})")
     return lines
 
 
@@ -220,7 +221,8 @@ def main(argv=None):
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(rows))
-    print("\n".join(["", "CPU ms per trade (utime+stime from /proc):", *cpu_lines(rows)]))
+    print("\n".join(["", "CPU ms and context switches per trade (from /proc: utime+stime, every thread's switches):",
+                      *cpu_lines(rows)]))
     ms, rate = budget(rows)
     print("\n".join(["", "Targets:", *target_lines(rows),
                       f"- for scale: one HTTP floor trade and one RPC floor round trip at 8 connections take "

@@ -1,6 +1,9 @@
-"""CPU time per request of each process, from ``/proc/<pid>/stat`` read before and after a load."""
+"""CPU time and context switches per request of each process, from ``/proc`` read before and after a load."""
+import contextlib
 import os
+import resource
 from pathlib import Path
+from typing import NamedTuple
 
 PROC = Path("/proc")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -26,28 +29,57 @@ def pids_named(command, proc=PROC):
     return found
 
 
+def context_switches(status_text):
+    """Voluntary + involuntary context switches from the text of a ``/proc/<pid>/task/<tid>/status`` file."""
+    return sum(int(line.split()[1]) for line in status_text.splitlines()
+               if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")))
+
+
+def _switches(tasks):
+    """The context switches of a process's threads (``/proc/<pid>/task``), of those still running: a
+    thread that ends takes its count with it, which the services' long-lived threads do not."""
+    total = 0
+    for task in tasks.iterdir():
+        with contextlib.suppress(OSError):  # the thread ended while we looked
+            total += context_switches((task / "status").read_text())
+    return total
+
+
 LOAD = "load"  # the load generators: wrk, or the RPC floor's client processes
 
 
+class Usage(NamedTuple):
+    """What a process has used so far: CPU seconds (utime + stime) and context switches."""
+    seconds: float
+    switches: int
+
+
 def snapshot(pids, proc=PROC):
-    """``{name: CPU seconds}`` of each ``{name: pid}`` that still runs, and as ``load`` that of this
+    """``{name: Usage}`` of each ``{name: pid}`` that still runs, and as ``load`` that of this
     process's children that have ended (the load generators: each load's wrk or client processes
     ends before the next snapshot, while the services still run)."""
-    times = os.times()
-    seconds = {LOAD: times.children_user + times.children_system}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    usage = {LOAD: Usage(children.ru_utime + children.ru_stime, children.ru_nvcsw + children.ru_nivcsw)}
     for name, pid in pids.items():
         try:
-            seconds[name] = cpu_seconds((proc / str(pid) / "stat").read_text())
+            process = proc / str(pid)
+            usage[name] = Usage(cpu_seconds((process / "stat").read_text()), _switches(process / "task"))
         except OSError:
             continue
-    return seconds
+    return usage
 
 
-def per_request_ms(before, after, requests):
-    """``{name: CPU ms per request}`` between two snapshots, for processes in both."""
-    if not requests:
-        return {}
-    return {name: (after[name] - before[name]) * 1000 / requests for name in after if name in before}
+def per_request(snapshots, requests):
+    """``({name: CPU ms}, {name: context switches})`` per request, over every ``(before, after)`` pair
+    of ``snapshots``, for the processes in all of them."""
+    if not requests or not snapshots:
+        return {}, {}
+    names = [name for name in snapshots[0][1] if all(name in b and name in a for b, a in snapshots)]
+    ms = {name: sum(after[name].seconds - before[name].seconds for before, after in snapshots) * 1000 / requests
+          for name in names}
+    switches = {name: sum(after[name].switches - before[name].switches for before, after in snapshots) / requests
+                for name in names}
+    return ms, switches
 
 
 def echo_pids(server):

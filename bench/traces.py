@@ -45,17 +45,22 @@ def read_spans(directory):
 
 
 # A trade's way as gaps between its spans' edges, (what, (role, edge), (role, edge)), in order: they
-# add up to its HTTP request. The roles are the spans ``trade_roles`` finds.
+# add up to its HTTP request. The roles are the spans ``trade_roles`` finds; an edge is a span's start
+# (0), its end (1), or for the frontend's call the moments its batch went out ("sent") and its reply
+# reached the batch thread ("replied"), which a call sent alone has at its start and end.
 TRADE_HOPS = (
     ("frontend, before the call", ("http", 0), ("client", 0)),
-    ("request to the leader (and the batch window)", ("client", 0), ("server", 0)),
+    ("frontend, waiting for the batch in flight", ("client", 0), ("client", "sent")),
+    ("request to the leader", ("client", "sent"), ("server", 0)),
     ("leader, before proposing", ("server", 0), ("publish", 0)),
     ("stream, to the leader's reader", ("publish", 0), ("receive", 0)),
     ("leader applies the entry", ("receive", 0), ("receive", 1)),
     ("leader fsyncs and settles", ("receive", 1), ("server", 1)),
-    ("reply to the frontend's handler", ("server", 1), ("client", 1)),
+    ("reply to the frontend", ("server", 1), ("client", "replied")),
+    ("frontend, from its batch thread to the handler", ("client", "replied"), ("client", 1)),
     ("frontend, after the reply", ("client", 1), ("http", 1)),
 )
+BATCH_EDGES = {"sent": (0, "bazaar.batch.sent_ns"), "replied": (1, "bazaar.batch.replied_ns")}
 
 
 def trade_roles(spans):
@@ -82,10 +87,15 @@ def trade_hops(spans):
             for what, since, to in TRADE_HOPS] if found else []
 
 
-def _edge_ms(roles, role, end):
-    """When the span of ``role`` started (``end`` 0) or ended (1), in ms."""
+def _edge_ms(roles, role, edge):
+    """When the span of ``role`` started (``edge`` 0), ended (1), or a batched call's batch went out
+    ("sent") or was answered ("replied"), in ms."""
     span = roles[role]
-    return (span.end_ns if end else span.start_ns) / 1e6
+    if edge in BATCH_EDGES:
+        edge, attribute = BATCH_EDGES[edge]
+        if attribute in span.attributes:  # an OTLP JSON integer is a string
+            return int(span.attributes[attribute]) / 1e6
+    return (span.end_ns if edge else span.start_ns) / 1e6
 
 
 def _values(attributes):

@@ -131,3 +131,6 @@ def test_a_traced_trade_that_rides_a_batch_has_the_spans_of_one_sent_alone(setti
         # The server span lasts until the trade's reply, though a quick handler answered it later.
         assert client.start_ns <= server.start_ns <= producer.start_ns <= producer.end_ns <= server.end_ns
         assert server.end_ns <= client.end_ns and server.attributes["rpc.response.status_code"] == "200"
+        # Its batch went out after the call began and was answered after the leader settled it.
+        sent, replied = (int(client.attributes[f"bazaar.batch.{edge}_ns"]) for edge in ("sent", "replied"))
+        assert client.start_ns <= sent <= server.start_ns and server.end_ns <= replied <= client.end_ns

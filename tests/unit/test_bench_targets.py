@@ -34,7 +34,9 @@ def test_the_budget_of_one_rpc_per_trade_adds_the_floors_cpu_and_divides_the_cor
 
 def test_the_floors_and_the_stack_are_measured_side_by_side_in_rounds_of_alternating_order(monkeypatch):
     ran, clock = [], iter(range(1000))
-    monkeypatch.setattr(bench.cpu, "snapshot", lambda pids: {"load": 0.0, **{name: next(clock) for name in pids}})
+    usage = bench.cpu.Usage
+    monkeypatch.setattr(bench.cpu, "snapshot", lambda pids: {"load": usage(0.0, 0),
+                                                              **{name: usage(next(clock), 0) for name in pids}})
 
     def load(system, connections, seconds):
         ran.append((system, connections, seconds))
@@ -52,4 +54,5 @@ def test_the_floors_and_the_stack_are_measured_side_by_side_in_rounds_of_alterna
     stack_1 = next(r for r in rows if r["system"] == "stack" and r["connections"] == 1)
     assert stack_1["p50"] == (4 + 10) / 2 and stack_1["count"] == 20  # the median of its two rounds
     assert stack_1["cpu_ms"] == {"load": 0.0, "stack": 100.0}  # one clock tick per run: 2 s over 20 trades
+    assert stack_1["switches"] == {"load": 0.0, "stack": 0.0}
     assert [(r["system"], r["connections"]) for r in rows] == [("floor", 1), ("floor", 8), ("stack", 1), ("stack", 8)]

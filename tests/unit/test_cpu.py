@@ -2,6 +2,8 @@
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -17,21 +19,47 @@ def test_cpu_seconds_adds_user_and_system_time_after_an_awkward_command_name():
 
 
 def test_cpu_seconds_of_this_process_grows_with_work():
-    before = cpu.snapshot({"me": os.getpid()})["me"]
+    before = cpu.snapshot({"me": os.getpid()})["me"].seconds
     sum(i * i for i in range(3_000_000))
-    assert cpu.snapshot({"me": os.getpid()})["me"] > before
+    assert cpu.snapshot({"me": os.getpid()})["me"].seconds > before
 
 
-def test_per_request_ms_divides_each_process_cpu_by_the_requests():
-    before, after = {"frontend": 1.0, "catalog": 2.0, "gone": 1.0}, {"frontend": 1.5, "catalog": 2.1}
-    assert cpu.per_request_ms(before, after, 100) == pytest.approx({"frontend": 5.0, "catalog": 1.0})
-    assert cpu.per_request_ms(before, after, 0) == {}
+def test_context_switches_of_this_process_count_every_thread():
+    before = cpu.snapshot({"me": os.getpid()})["me"].switches
+    waker = threading.Event()
+    sleepers = [threading.Thread(target=waker.wait) for _ in range(3)]
+    for sleeper in sleepers:
+        sleeper.start()
+    time.sleep(0.05)  # each sleeper blocks on the event: one voluntary switch each at least
+    during = cpu.snapshot({"me": os.getpid()})["me"].switches
+    waker.set()
+    for sleeper in sleepers:
+        sleeper.join()
+    assert during >= before + 3
+
+
+def test_context_switches_add_voluntary_and_involuntary_ones():
+    status = "Name:\tpython3\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n"
+    assert cpu.context_switches(status) == 127
+
+
+def test_per_request_divides_each_process_cpu_and_switches_summed_over_the_runs_by_the_requests():
+    run_1 = ({"frontend": cpu.Usage(1.0, 10), "catalog": cpu.Usage(2.0, 0), "gone": cpu.Usage(1.0, 0)},
+             {"frontend": cpu.Usage(1.5, 510), "catalog": cpu.Usage(2.1, 100)})
+    run_2 = ({"frontend": cpu.Usage(2.0, 600), "catalog": cpu.Usage(3.0, 200)},
+             {"frontend": cpu.Usage(2.5, 1100), "catalog": cpu.Usage(3.1, 300)})
+    ms, switches = cpu.per_request([run_1, run_2], 200)
+    assert ms == pytest.approx({"frontend": 5.0, "catalog": 1.0})
+    assert switches == pytest.approx({"frontend": 5.0, "catalog": 1.0})
+    assert cpu.per_request([run_1], 0) == ({}, {})
 
 
 def test_snapshot_skips_processes_that_ended(tmp_path):
-    (tmp_path / "7").mkdir()
+    (tmp_path / "7" / "task" / "7").mkdir(parents=True)
     (tmp_path / "7" / "stat").write_text(STAT.format(utime=cpu.TICKS, stime=0))
-    assert cpu.snapshot({"alive": 7, "ended": 8}, proc=tmp_path).keys() == {"alive", cpu.LOAD}
+    (tmp_path / "7" / "task" / "7" / "status").write_text("voluntary_ctxt_switches:\t3\n")
+    usage = cpu.snapshot({"alive": 7, "ended": 8}, proc=tmp_path)
+    assert usage.keys() == {"alive", cpu.LOAD} and usage["alive"] == cpu.Usage(1.0, 3)
 
 
 def test_pids_named_finds_processes_by_command_name(tmp_path):
@@ -61,4 +89,5 @@ def test_profile_shares_name_the_trade_path_by_function_alone():
 def test_the_load_is_the_cpu_of_children_that_ended(tmp_path):
     before = cpu.snapshot({})[cpu.LOAD]
     subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True)
-    assert cpu.snapshot({})[cpu.LOAD] > before
+    after = cpu.snapshot({})[cpu.LOAD]
+    assert after.seconds > before.seconds and after.switches > before.switches
