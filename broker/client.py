@@ -9,7 +9,7 @@ from pika import BasicProperties, BlockingConnection
 from pika.exceptions import AMQPError
 
 from broker import tracing
-from broker.connection import connect
+from broker.connection import connect, tick
 from broker.messages import RpcError, deadline, encode, parse_reply, properties, unique_id
 from runtime.lifecycle import Loop
 from runtime.metrics import RPC_CALL_DURATION, RPC_CALLS_IN_FLIGHT
@@ -17,6 +17,7 @@ from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+CALL_TICK = 0.05  # seconds: how late a call may notice that its time is up
 BROKER_UNAVAILABLE = "message broker unavailable"
 
 
@@ -28,6 +29,7 @@ class _Link:
         self.channel = connection.channel()
         self.channel.add_on_return_callback(self._on_return)
         self.channel.basic_consume(DIRECT_REPLY_TO, self._on_reply, auto_ack=True)
+        tick(connection, CALL_TICK)  # rather than a timer per call (broker.connection.tick)
         self.call_id: str | None = None
         self.body: bytes | None = None
         self.returned = False
@@ -39,11 +41,10 @@ class _Link:
         self.channel.basic_publish("", queue, body, props, mandatory=True)
         deadline = time.monotonic() + timeout
         while self.body is None and not self.returned:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if time.monotonic() >= deadline:
                 log.warning("%s on %s got no reply within %g s", props.type, queue, timeout)
                 raise RpcError(504, f"no reply from the {service} service in time")
-            self.connection.process_data_events(time_limit=remaining)
+            self.connection.process_data_events(time_limit=None)
         self.last_used = time.monotonic()
         if self.returned:
             log.warning("%s on %s: no such queue, is the %s worker started?", props.type, queue, service)

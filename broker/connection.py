@@ -46,6 +46,16 @@ def connect(settings: Settings, name: str, stopping: threading.Event,
     return retrying(pika.BlockingConnection, params)
 
 
+def tick(connection: pika.BlockingConnection, seconds: float) -> None:
+    """Make ``connection.process_data_events(time_limit=None)`` return at least every ``seconds``:
+    one timer, armed again each time it fires.
+
+    A ``time_limit`` per call makes a timer and cancels it, and pika keeps a cancelled timer until it
+    is due, then wakes its loop for nothing: a consumer fed one message at a time made one such
+    wake-up per message (CPU per message 190 µs with them dropped, against 223-244 here)."""
+    connection.call_later(seconds, lambda: tick(connection, seconds))
+
+
 def declare_queue(channel: Any, settings: Settings, service: str, single_active: bool = False) -> str:
     """Declare a service's request queue, dead-lettering rejected and expired requests;
     ``single_active`` makes RabbitMQ deliver to one consumer at a time (the others wait)."""

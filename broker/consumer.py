@@ -5,7 +5,7 @@ import logging
 from pika import BlockingConnection
 from pika.exceptions import AMQPError
 
-from broker.connection import connect
+from broker.connection import connect, tick
 from runtime.lifecycle import Fatal, Loop
 from runtime.metrics import CONSUMERS
 from runtime.settings import Settings
@@ -40,6 +40,7 @@ class Consumer(Loop):
                 return  # only reraised once stopping
             subscribed = False
             try:
+                tick(connection, ROUND)
                 self.subscribe(connection)
                 subscribed = True
                 CONSUMERS.labels(self.name).inc()
@@ -66,8 +67,8 @@ class Consumer(Loop):
         raise NotImplementedError
 
     def pump(self, connection: BlockingConnection) -> None:
-        """One round: handle whatever arrives within ROUND seconds."""
-        connection.process_data_events(time_limit=ROUND)
+        """One round: handle what arrives, or return at the next tick (every ROUND seconds)."""
+        connection.process_data_events(time_limit=None)
 
     def drain(self, connection: BlockingConnection) -> None:
         """Finish what is in hand before the connection closes on a stop."""

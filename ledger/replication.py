@@ -24,7 +24,7 @@ import pika
 from pika.exceptions import ChannelClosedByBroker
 
 from broker import lock, tracing
-from broker.consumer import ROUND, Consumer
+from broker.consumer import Consumer
 from broker.messages import RpcError, deadline_left, unique_id
 from broker.server import StepDown
 from ledger.disk import DiskHealth, StorageFault
@@ -294,7 +294,7 @@ class ReplicatedLog(Consumer):
         self._wake.clear()
         self._round_entries = 0
         try:
-            connection.process_data_events(time_limit=ROUND)
+            connection.process_data_events(time_limit=None)  # returns by the consumer's next tick
             if not self._caught_up and self._last_tag is None:  # a round that brought nothing
                 self._caught_up = True
                 log.info("caught up with the order stream at offset %d: %d orders; following it",
