@@ -51,8 +51,8 @@ def tick(connection: pika.BlockingConnection, seconds: float) -> None:
     one timer, armed again each time it fires.
 
     A ``time_limit`` per call makes a timer and cancels it, and pika keeps a cancelled timer until it
-    is due, then wakes its loop for nothing: a consumer fed one message at a time made one such
-    wake-up per message (CPU per message 190 µs with them dropped, against 223-244 here)."""
+    is due, then wakes its loop for nothing: a consumer fed one message every 4 ms woke 1.7 times a
+    message and spent 223-244 µs of CPU on each (190 µs with the cancelled timers dropped)."""
     connection.call_later(seconds, lambda: tick(connection, seconds))
 
 
