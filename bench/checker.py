@@ -21,7 +21,7 @@ import io
 from collections import Counter, defaultdict
 
 from bench.history import acknowledged, outcome
-from ledger.replication import read_position
+from ledger.position import read_position
 from ledger.stocks import DEFAULT_QUANTITY
 
 PROPERTIES = ("acknowledged", "once", "gapless", "unique", "retries", "refused", "catalog", "identical")

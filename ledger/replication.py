@@ -14,51 +14,32 @@ import functools
 import itertools
 import json
 import logging
-import os
 import threading
 import time
 from concurrent.futures import Future
 from typing import Any
 
 import pika
-from pika.exceptions import ChannelClosedByBroker
 
-from broker import lock, tracing
+from broker import tracing
 from broker.consumer import Consumer
 from broker.messages import RpcError, deadline_left, unique_id
 from broker.server import StepDown
+from ledger import stream
 from ledger.disk import DiskHealth, StorageFault
 from ledger.orders import Corrupt, Order
+from ledger.position import Position, PositionFile
 from ledger.stocks import Stocks, change
-from runtime.lifecycle import Fatal, Loop
+from ledger.stream import ORDERS, READ_AHEAD, STREAM, SYNC, Diverged
+from runtime.lifecycle import Loop
 from runtime.metrics import ORDER_LEADING, ORDER_LOG_ORDERS, ORDER_STREAM_POSITION
 from storage.files import DiskFull
 
 log = logging.getLogger(__name__)
-STREAM = "orders"
-ORDER, ORDERS, SYNC = "order", "orders", "sync"  # one order (before batching), several, a marker
-# Stream entries in flight to the reader (streams need a prefetch). 16 made the leader's round trip
-# shorter (a follower pausing between rounds ran out, and RabbitMQ held its deliveries: 3.88 ms p50
-# at one connection against 4.50), but once in CI a replica restarted on an empty directory under
-# load stopped receiving entries at an offset it had not acked past, with 16: until that is
-# understood the credit stays where every earlier run had it. A reader behind reads rounds back to back.
-READ_AHEAD = 500
 # A follower is on nobody's critical path: it reads and fsyncs in rounds this long (at most),
 # leaving the CPUs, the broker and the disk to the leader between them.
 FOLLOWER_ROUND = 0.2
 PROBE_EVERY = 1.0  # seconds between checks whether a disk with a fault takes writes again
-
-
-def stream_is_gone(exc):
-    """Whether a refused passive declare means no such queue, not one whose node is down or starting.
-
-    RabbitMQ answers 404 to both; only the reply text tells "no queue 'x' in vhost" from "home node
-    of durable queue 'x' is down or inaccessible", which a restarting broker gives for a while."""
-    return exc.reply_code == 404 and "no queue" in exc.reply_text
-
-
-class Diverged(Fatal):
-    """The order log holds a different order than the stream at the same number."""
 
 
 class ReplicatedLog(Consumer):
@@ -79,8 +60,7 @@ class ReplicatedLog(Consumer):
         super().__init__(settings, f"{name}.stream")
         self.orders, self.replica = orders, name
         self.stream = settings.queue(STREAM)
-        self._position_file = settings.data_dir / "stream_position"
-        self._position_bytes = -1  # the length last written to it, so a commit truncates only when it changes
+        self._position_file = PositionFile(settings.data_dir / "stream_position")
         self._position, self._next, self._last_id = 0, 0, None  # the stream's start, until read from the file
         self._resume_from_saved_position()
         self.disk = DiskHealth(settings.data_dir, settings.fsync_limit)
@@ -275,9 +255,10 @@ class ReplicatedLog(Consumer):
                               props)
 
     def subscribe(self, connection):
-        channel = self._declare_stream(connection)
+        channel = stream.declare(connection, self.stream, self.settings.order_stream_max_age, self._position,
+                                 self.stopping)
         if self._position:
-            self._check_length(connection)
+            stream.check_length(connection, self.stream, self._position, self.replica, self.settings.rpc_timeout)
         channel.add_on_cancel_callback(self._on_cancelled)
         channel.basic_qos(prefetch_count=READ_AHEAD)
         self._first_delivery, self._last_tag = True, None
@@ -354,38 +335,6 @@ class ReplicatedLog(Consumer):
             if self.stopping.wait(PROBE_EVERY):
                 return
 
-    def _declare_stream(self, connection):
-        """A channel on the order stream, made if missing with ORDER_STREAM_MAX_AGE as its retention.
-
-        A replica that has read none of it declares it, holding the stream's lock: RabbitMQ answers a
-        declare that races the one making the stream before the stream has started, and subscribing
-        then fails (406 "no replica on the local node", or 541), so replicas starting together take
-        turns. An existing stream keeps its own retention (declaring it with another is refused: it
-        is changed with a policy, README). A replica that has read a stream which is gone (deleted,
-        or a broker that lost its data) does not make a new one to lead on, so it only looks."""
-        channel = connection.channel()
-        if self._position > 0:
-            try:
-                channel.queue_declare(self.stream, passive=True)
-                return channel
-            except ChannelClosedByBroker as exc:
-                if not stream_is_gone(exc):
-                    raise  # e.g. its node still starting: reconnect and look again
-            raise Diverged(f"the order stream {self.stream} is gone, and this replica has read "
-                           f"{self._position} entries of it (deleted? a broker that lost its data?)")
-        with lock.held(connection, f"{self.stream}.lock", self.stopping):
-            try:
-                channel.queue_declare(self.stream, durable=True, arguments={
-                    "x-queue-type": "stream", "x-max-age": self.settings.order_stream_max_age})
-            except ChannelClosedByBroker as exc:
-                if exc.reply_code != 406:
-                    raise
-                log.warning("the order stream %s keeps its own retention, not ORDER_STREAM_MAX_AGE=%s (%s)",
-                            self.stream, self.settings.order_stream_max_age, exc.reply_text)
-                channel = connection.channel()
-                channel.queue_declare(self.stream, passive=True)
-        return channel
-
     def _on_cancelled(self, _frame):
         raise ConnectionError("RabbitMQ cancelled the order stream's consumer (stream deleted?)")
 
@@ -455,7 +404,7 @@ class ReplicatedLog(Consumer):
             return
         with self.disk.writing("an fsync of the order log"):
             self.orders.sync()
-            self._save_position()
+            self._position_file.save(Position(self._position, self._next, self._last_id, self.stocks))
         changed = {outcome.name for _, outcome in self._applied if isinstance(outcome, Order)}
         if changed and self.announce and self._link:
             _, channel = self._link
@@ -527,54 +476,12 @@ class ReplicatedLog(Consumer):
             self.orders.rewind(self._next)
 
     def _load_position(self):
-        """Where to resume reading, the next number there, the message id of the entry before it
-        (None if unknown) and the stocks there: saved, or the stream's start."""
-        saved = read_position(self._position_file)
+        """Where to resume reading (a Position): saved, or the stream's start."""
+        saved = self._position_file.read()
         # A log older than the saved position (restored, emptied, cut) is caught up from the start.
-        if saved is None or saved[1] > self.orders.next_number:
-            return 0, 0, None, Stocks()
+        if saved is None or saved.next_number > self.orders.next_number:
+            return Position(0, 0, None, Stocks())
         return saved
-
-    def _save_position(self):
-        # Written after the log's fsync and not synced itself: at worst it lags, and reading resumes
-        # earlier, from the stocks saved with it. One write of whole pages, so it is never half there.
-        line = f"{self._position} {self._next} {self._last_id or '-'} {json.dumps(self.stocks.rows())}"
-        fd = os.open(self._position_file, os.O_WRONLY | os.O_CREAT, 0o644)
-        try:
-            data = line.encode().ljust(-(-(len(line) + 1) // 4096) * 4096 - 1) + b"\n"
-            os.pwrite(fd, data, 0)
-            if len(data) != self._position_bytes:  # the table grew or shrank by a page (or first write)
-                os.ftruncate(fd, len(data))
-                self._position_bytes = len(data)
-        finally:
-            os.close(fd)
-
-    def _check_length(self, connection):
-        """Stop if the stream ends before this replica's position: a broker that lost its tail (stream
-        segments are not fsynced). A sync marker appended now gets the stream's next offset, which a
-        consumer from the stream's last chunk reads back; AMQP has no other way to tell a length."""
-        channel, marker, seen = connection.channel(), unique_id(), {}
-        channel.basic_publish("", self.stream, b"{}", pika.BasicProperties(
-            type=SYNC, message_id=marker, app_id=self.replica, delivery_mode=2))
-        channel.basic_qos(prefetch_count=READ_AHEAD)
-
-        def on_entry(_channel, delivery, props, _body):
-            seen[props.message_id] = int(props.headers["x-stream-offset"])
-            channel.basic_ack(delivery.delivery_tag)  # credit for the rest of the last chunk
-
-        channel.basic_consume(self.stream, on_entry, arguments={"x-stream-offset": "last"})
-        ends = time.monotonic() + self.settings.rpc_timeout
-        # "last" is the last chunk when the consumer attaches, which other writers may already have put
-        # after the marker's: an entry at the position or later tells as well that the stream reaches it.
-        while marker not in seen and max(seen.values(), default=-1) < self._position:
-            if time.monotonic() > ends:
-                raise ConnectionError("no answer from the order stream in time")
-            connection.process_data_events(time_limit=0.1)
-        channel.close()
-        if (end := max(seen.values())) < self._position:
-            raise Diverged(f"the order stream ends at offset {end}, before this replica's position "
-                           f"{self._position}: the broker lost entries this replica applied (an OS crash of a "
-                           f"node?); copy a replica's data directory that matches the stream, or start over")
 
     def _disconnect(self, error):
         with self._lock:
@@ -586,16 +493,6 @@ class ReplicatedLog(Consumer):
         for waiter in waiters:
             if not waiter.done():  # one told to step down already
                 waiter.set_exception(error)
-
-
-def read_position(path):
-    """A replica's saved position: (stream offset, next number, last entry's message id or None, Stocks),
-    or None without a readable one (also a file from before the stocks were saved with it)."""
-    try:
-        offset, next_number, last_id, table = path.read_text().split(maxsplit=3)
-        return int(offset), int(next_number), (last_id.strip("-") or None), Stocks(json.loads(table))
-    except (OSError, ValueError, TypeError):
-        return None
 
 
 class DiskWatch(Loop):

@@ -8,8 +8,7 @@ import pika
 
 from broker import lock
 from broker.connection import connect, parameters
-from ledger.orders import OrderLog
-from ledger.replication import ReplicatedLog
+from ledger import stream
 
 
 def test_one_holder_at_a_time_and_a_dead_holder_lets_go(settings):
@@ -52,7 +51,7 @@ def test_one_holder_at_a_time_and_a_dead_holder_lets_go(settings):
     assert taken.wait(5)
 
 
-def test_replicas_starting_together_subscribe_to_the_new_stream_quietly(settings, tmp_path, caplog):
+def test_replicas_starting_together_subscribe_to_the_new_stream_quietly(settings, caplog):
     """Without the lock about half of these rounds had a subscribe refused (406 "no replica on the
     local node", or 541 INTERNAL_ERROR), each logged by pika at WARNING or ERROR."""
     caplog.set_level(logging.INFO)
@@ -61,22 +60,18 @@ def test_replicas_starting_together_subscribe_to_the_new_stream_quietly(settings
         settings_ = replace(settings, namespace=f"{settings.namespace}-{round_}")
         together = threading.Barrier(3)
 
-        def start(replica, round_=round_, settings_=settings_, together=together):
-            data_dir = tmp_path / f"{round_}-{replica}"
-            data_dir.mkdir()
-            log = ReplicatedLog(replace(settings_, data_dir=data_dir), OrderLog(data_dir), data_dir.name)
+        def start(replica, settings_=settings_, together=together):
+            queue = settings_.queue(stream.STREAM)
             try:
                 with connect(settings_, f"order-{replica}.stream", stopping) as connection:
                     together.wait()
-                    channel = log._declare_stream(connection)
+                    channel = stream.declare(connection, queue, settings_.order_stream_max_age, 0, stopping)
                     channel.basic_qos(prefetch_count=10)
-                    channel.basic_consume(log.stream, lambda *_: None, arguments={"x-stream-offset": 0})
+                    channel.basic_consume(queue, lambda *_: None, arguments={"x-stream-offset": 0})
                     connection.process_data_events(time_limit=0.1)
                 outcomes.append("subscribed")
             except pika.exceptions.AMQPError as exc:
                 outcomes.append(repr(exc))
-            finally:
-                log.orders.close()
 
         threads = [threading.Thread(target=start, args=(replica,)) for replica in range(3)]
         for thread in threads:

@@ -14,7 +14,8 @@ import pytest
 
 from broker import RpcError
 from ledger.orders import Order, OrderLog
-from ledger.replication import ORDER, DiskWatch, ReplicatedLog, stream_is_gone
+from ledger.replication import DiskWatch, ReplicatedLog
+from ledger.stream import ORDER, stream_is_gone
 
 ROOT = Path(__file__).resolve().parents[2]
 

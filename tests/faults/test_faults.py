@@ -15,7 +15,7 @@ import pytest
 from bench.loads import ClientThreads
 from broker.connection import parameters
 from client.session import Session
-from ledger.replication import read_position
+from ledger.position import read_position
 
 BUY = {"name": "GameStart", "quantity": 2, "type": "buy"}
 STOCKS = ("GameStart", "FishCo", "BoarCo")

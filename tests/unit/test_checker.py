@@ -4,9 +4,8 @@ import pytest
 from bench.checker import PROPERTIES, check, longest_gap, saved_stocks, unavailability
 from bench.history import outcome
 from ledger.orders import Order, OrderLog
-from ledger.replication import ReplicatedLog
+from ledger.position import Position, PositionFile
 from ledger.stocks import Stocks
-from runtime.settings import Settings
 
 HEADER = "transaction_number,stock_name,order_type,trade_quantity,trade_id,catalog_seq\n"
 BUY = {"name": "GameStart", "type": "buy", "quantity": 2}
@@ -91,16 +90,14 @@ def test_a_catalog_replica_whose_table_lags_its_log_is_caught():
 
 
 def test_saved_stocks_reads_what_a_replica_saves(tmp_path):
-    orders = OrderLog(tmp_path)
-    replicated = ReplicatedLog(Settings(data_dir=tmp_path), orders, "catalog-0")
+    orders, saved = OrderLog(tmp_path), Stocks()
     order = Order(0, "GameStart", "buy", 3, "t", 1)
     orders.append(order)
-    replicated.stocks.apply(order)
-    replicated._position, replicated._next = 5, 1
-    replicated._save_position()  # the writer itself, so that the reader follows its format
+    saved.apply(order)
+    PositionFile(tmp_path / "stream_position").save(Position(5, 1, "m", saved))  # as a replica saves it
     orders.close()
     next_number, table = saved_stocks(tmp_path)
-    assert next_number == 1 and table.rows() == replicated.stocks.rows()
+    assert next_number == 1 and table.rows() == saved.rows()
     assert table.get("GameStart") == ("GameStart", 15.99, 97, 3, 1)
 
 
