@@ -16,6 +16,7 @@ from broker import tracing
 from broker.connection import declare_queue
 from broker.consumer import Consumer
 from broker.events import declare_exchange
+from broker.futures import gather
 from broker.messages import BadMessage, RpcError, deadline, encode, parse_request, properties
 from runtime.lifecycle import Component
 from runtime.logs import request_id
@@ -370,43 +371,6 @@ def _parse_batch(args: dict, methods: Mapping[str, Any]) -> tuple[str, list[tupl
         raise RpcError(400, "each call of a batch needs its 'args' object")
     return str(method), [(call["args"], str(call.get("request_id") or "-"),
                           call["trace"] if isinstance(call.get("trace"), dict) else {}) for call in calls]
-
-
-def gather(futures: Sequence[Future], make: Callable[[Sequence[Future]], Any]) -> Future:
-    """A Future of ``make(futures)`` once all of them are done; of None if any gave None."""
-    made: Future = Future()
-    left, lock = [len(futures)], threading.Lock()
-
-    def done(_: Future) -> None:
-        with lock:
-            left[0] -= 1
-            if left[0]:
-                return
-        try:
-            declined = any(f.exception() is None and f.result() is None for f in futures)
-            made.set_result(None if declined else make(futures))
-        except Exception as exc:  # noqa: BLE001 - passed on to whoever waits for ``made``
-            made.set_exception(exc)
-
-    if not futures:
-        made.set_result(make(futures))
-    for future in futures:
-        future.add_done_callback(done)
-    return made
-
-
-def then(future: Future, make: Callable[[Any], Any]) -> Future:
-    """A Future of ``make(result)`` once ``future`` is done (or of its exception, or ``make``'s)."""
-    made: Future = Future()
-
-    def done(_: Future) -> None:
-        try:
-            made.set_result(make(future.result()))
-        except Exception as exc:  # noqa: BLE001 - passed on to whoever waits for ``made``
-            made.set_exception(exc)
-
-    future.add_done_callback(done)
-    return made
 
 
 def outcome(service: str, method: str, reply: Future) -> tuple[dict, int]:

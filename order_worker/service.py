@@ -3,7 +3,7 @@ import contextlib
 import logging
 
 from broker import RpcError
-from broker.server import then
+from broker.futures import then
 from runtime.lifecycle import Loop
 from trading.orders import parse_int, parse_trade
 from trading.stocks import stock_changed
