@@ -89,7 +89,7 @@ def broker_pid():
 
 
 def measure(stack, connections, seconds):
-    """``(trades/s, broker CPU ms per trade, Counter of reductions per trade by role)`` over ``seconds``
+    """``(trades/s, broker CPU ms a trade, {role: reductions a trade})`` over ``seconds``
     in the middle of a wrk run of ``seconds + 2``."""
     result = {}
     load = threading.Thread(target=lambda: result.update(wrk(stack.url, "trade", connections, seconds + 2)))
