@@ -80,25 +80,16 @@ def by_role(rows, namespace, leader):
     return roles
 
 
-def broker_pid():
-    """The broker's beam.smp, if exactly one runs here."""
-    pids = cpu.pids_named("beam.smp")
-    if len(pids) != 1:
-        raise SystemExit(f"expected one beam.smp on this machine, found {len(pids)}")
-    return pids[0]
-
-
-def measure(stack, connections, seconds):
-    """``(trades/s, broker CPU ms a trade, {role: reductions a trade})`` over ``seconds``
-    in the middle of a wrk run of ``seconds + 2``."""
+def measure(stack, broker, connections, seconds):
+    """``(trades/s, broker CPU ms a trade, {role: reductions a trade})`` over ``seconds`` in the
+    middle of a wrk run of ``seconds + 2``; ``broker`` is ``{"rabbitmq": pid}`` (``cpu.rabbitmq_pid``)."""
     result = {}
     load = threading.Thread(target=lambda: result.update(wrk(stack.url, "trade", connections, seconds + 2)))
     load.start()
     time.sleep(1)
-    pid = broker_pid()
-    before = cpu.snapshot({"rabbitmq": pid})["rabbitmq"].seconds
+    before = cpu.snapshot(broker)["rabbitmq"].seconds
     rows = processes(seconds)
-    used = cpu.snapshot({"rabbitmq": pid})["rabbitmq"].seconds - before
+    used = cpu.snapshot(broker)["rabbitmq"].seconds - before
     load.join()
     trades = result["trade"]["rate"] * seconds
     roles = by_role(rows, stack.settings.namespace, stack.leader())
@@ -111,10 +102,12 @@ def main(argv=None):
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--top", type=int, default=14, help="roles shown per load (default 14)")
     args = parser.parse_args(argv)
+    if not (broker := cpu.rabbitmq_pid()):
+        raise SystemExit("bench.broker needs the one RabbitMQ (beam.smp) running on this machine")
     with Stack(replicas=3, catalog_replicas=2) as stack:
         wrk(stack.url, "trade", 8, 2)  # warm-up
         for connections in args.connections:
-            rate, ms, roles = measure(stack, connections, args.seconds)
+            rate, ms, roles = measure(stack, broker, connections, args.seconds)
             total = sum(roles.values())
             print(f"\ntrades x {connections}: {rate:.0f}/s; RabbitMQ {ms:.2f} ms of CPU and {total:,.0f} "
                   f"reductions a trade")

@@ -8,6 +8,7 @@ import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pika
 import pytest
@@ -74,6 +75,19 @@ def settings(amqp_url, tmp_path):
                         data_dir=tmp_path / "data", rpc_timeout=3.0)
     yield settings
     delete_namespace(settings)
+
+
+@pytest.fixture
+def rabbitmqctl(settings):
+    """rabbitmqctl, if it controls the broker these tests use; else skip."""
+    url, tool = urlsplit(settings.amqp_url), shutil.which("rabbitmqctl")
+    if tool is None:
+        pytest.skip("rabbitmqctl is not installed")
+    if url.hostname not in ("localhost", "127.0.0.1") or (url.port or 5672) != 5672:
+        pytest.skip(f"AMQP_URL points at {url.hostname}:{url.port}, not the local broker rabbitmqctl controls")
+    if subprocess.run([tool, "-q", "status"], check=False, capture_output=True, timeout=30).returncode:
+        pytest.skip("rabbitmqctl cannot reach the local broker")
+    return tool
 
 
 class BrokerAdmin:

@@ -1,21 +1,12 @@
 """bench.broker's Erlang against the local broker: it finds this test's own connection at work."""
-import shutil
-import subprocess
 import threading
 
-import pika
-import pytest
-
 from bench.broker import by_role, processes
+from broker.connection import connect
 
 
-def test_the_local_brokers_processes_name_a_busy_connection(settings):
-    if shutil.which("rabbitmqctl") is None or subprocess.run(
-            ["rabbitmqctl", "-q", "status"], capture_output=True, check=False, timeout=30).returncode:
-        pytest.skip("rabbitmqctl cannot reach a local broker")
-    parameters = pika.URLParameters(settings.amqp_url)
-    parameters.client_properties = {"connection_name": f"{settings.namespace}.profiled"}
-    connection, done = pika.BlockingConnection(parameters), threading.Event()
+def test_the_local_brokers_processes_name_a_busy_connection(rabbitmqctl, settings):
+    connection, done = connect(settings, "profiled", threading.Event()), threading.Event()
     try:
         channel = connection.channel()
         queue = channel.queue_declare("", exclusive=True).method.queue

@@ -1,10 +1,8 @@
 """Outages: a worker down or frozen, and the broker itself stopped; timed-out trades stay unexecuted."""
-import shutil
 import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -58,18 +56,6 @@ def test_trade_timed_out_in_a_frozen_order_worker_is_not_executed_later(stack, a
     assert_untouched(api)
 
 
-def local_rabbitmqctl(settings):
-    """rabbitmqctl, if it controls the broker these tests use; else skip."""
-    url, tool = urlsplit(settings.amqp_url), shutil.which("rabbitmqctl")
-    if tool is None:
-        pytest.skip("rabbitmqctl is not installed")
-    if url.hostname not in ("localhost", "127.0.0.1") or (url.port or 5672) != 5672:
-        pytest.skip(f"AMQP_URL points at {url.hostname}:{url.port}, not the local broker rabbitmqctl controls")
-    if subprocess.run([tool, "-q", "status"], check=False, capture_output=True, timeout=30).returncode:
-        pytest.skip("rabbitmqctl cannot reach the local broker")
-    return tool
-
-
 def timed_request(url, method, path, body=None):
     session, started = Session(url, timeout=30), time.monotonic()
     try:
@@ -80,8 +66,7 @@ def timed_request(url, method, path, body=None):
 
 @pytest.mark.outage
 @pytest.mark.slow
-def test_broker_outage_gives_quick_503s_then_recovers_without_restarts(stack, api, settings):
-    rabbitmqctl = local_rabbitmqctl(settings)
+def test_broker_outage_gives_quick_503s_then_recovers_without_restarts(rabbitmqctl, stack, api, settings):
     pids = {name: process.pid for name, process in stack.processes.items()}
     assert api.post("/orders", BUY)[0] == 200
     requests = [("GET", "/stocks/GameStart", None), ("POST", "/orders", BUY)] * 10
