@@ -73,6 +73,7 @@ class ReplicatedLog(Consumer):
         self._wake = threading.Event()  # cuts a follower's pause short: this replica publishes, or waits
         self._first_delivery, self._last_tag = False, None  # of the reader's subscription, unacked
         self._round_entries = 0  # deliveries in the reader's current round
+        self._full_round = False  # whether the last round used all the reader's credit
         self._waiters = {}  # message id -> Future of the entry's outcome
         self._applied = []  # (Future, outcome) of entries applied since the last sync, for the reader only
         self._unsynced = False  # entries applied since the last sync
@@ -276,6 +277,8 @@ class ReplicatedLog(Consumer):
         self._round_entries = 0
         try:
             connection.process_data_events(time_limit=None)  # returns by the consumer's next tick
+            if not self._hurried():
+                self._take_what_arrived(connection)
             if not self._caught_up and self._last_tag is None:  # a round that brought nothing
                 self._caught_up = True
                 log.info("caught up with the order stream at offset %d: %d orders; following it",
@@ -289,10 +292,26 @@ class ReplicatedLog(Consumer):
             _, channel = self._link
             channel.basic_ack(self._last_tag, multiple=True)
             self._last_tag = None
-        # Nothing of its own in flight, nobody waiting to read, and not behind (a round that used all
-        # its credit reads on at once).
-        if not (self._leading or self._waiters or self._waiting_readers) and self._round_entries < READ_AHEAD:
+        # A follower pauses after a round that brought entries, unless it is behind: its round used
+        # all its credit, or the one before did (the next entries may still be on their way). A
+        # round that brought nothing (a tick) waits in the next poll.
+        full = self._round_entries >= READ_AHEAD
+        behind, self._full_round = full or self._full_round, full
+        if self._round_entries and not (behind or self._hurried()):
             self._wake.wait(FOLLOWER_ROUND)
+
+    def _hurried(self):
+        """Whether someone waits for this reader: its own entries in flight, or readers of its state."""
+        return bool(self._leading or self._waiters or self._waiting_readers)
+
+    def _take_what_arrived(self, connection):
+        """Read on while entries are waiting, up to the credit: one poll reads at most 100 KB (pika's
+        limit), ~250 one-order entries, and a round of one poll never used a credit of 500."""
+        while True:
+            before = self._round_entries
+            connection.process_data_events(time_limit=0)
+            if self._round_entries == before or self._round_entries >= READ_AHEAD:
+                return
 
     def fail(self, reason):
         log.critical("%s: this replica stops applying the stream", reason)

@@ -13,11 +13,9 @@ from runtime.lifecycle import Fatal
 log = logging.getLogger(__name__)
 STREAM = "orders"
 ORDER, ORDERS, SYNC = "order", "orders", "sync"  # an entry's type: one order (before batching), several, a marker
-# Stream entries in flight to a reader (streams need a prefetch). 16 made the leader's round trip
-# shorter (a follower pausing between rounds ran out, and RabbitMQ held its deliveries: 3.88 ms p50
-# at one connection against 4.50), but once in CI a replica restarted on an empty directory under
-# load stopped receiving entries at an offset it had not acked past, with 16: until that is
-# understood the credit stays where every earlier run had it. A reader behind reads rounds back to back.
+# Stream entries in flight to a reader (streams need a prefetch). 16 once made the leader's round
+# trip shorter, but not in later sittings (trade p50 at one connection 5.19 against 5.14 ms, p99
+# 18.1 against 11.7; docs/design.md). A reader behind reads rounds back to back.
 READ_AHEAD = 500
 
 

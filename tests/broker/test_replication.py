@@ -13,6 +13,7 @@ import pika
 import pytest
 
 from broker import RpcError
+from ledger import replication
 from ledger.orders import Order, OrderLog
 from ledger.replication import DiskWatch, ReplicatedLog
 from ledger.stream import ORDER, stream_is_gone
@@ -242,3 +243,15 @@ def test_the_stocks_are_saved_with_the_position_and_read_back(settings, tmp_path
         leader.propose("t0", "BoarCo", "sell", 5)
     with replica(settings, tmp_path / "a") as again:
         assert again.stocks.get("BoarCo")[2:] == (105, 5, 1) and again.position > 0
+
+
+def test_a_follower_behind_reads_on_without_pausing_between_rounds(settings, tmp_path, monkeypatch):
+    # One poll reads ~250 of these entries; a follower used to pause a round after each while behind.
+    monkeypatch.setattr(replication, "FOLLOWER_ROUND", 2.0)
+    with replica(settings, tmp_path / "a") as leader:
+        for n in range(1000):
+            leader.propose(f"t{n}", "FishCo", "buy" if n % 2 else "sell", 1)
+        started = time.monotonic()
+        with replica(settings, tmp_path / "b") as follower:
+            wait_for(follower, 1000, timeout=12)
+            assert time.monotonic() - started < 2 * replication.FOLLOWER_ROUND, "it paused while behind"
