@@ -7,6 +7,7 @@ import waitress
 
 from frontend.eventloop import ChannelMap, EventLoop
 from runtime.lifecycle import Loop
+from runtime.metrics import HTTP_QUEUED
 
 log = logging.getLogger(__name__)
 SPARE_FILES = 100  # for the broker connections, logs and imports
@@ -61,6 +62,8 @@ class HttpServer(Loop):
 
     def start(self, on_failure=None):
         self._server = create_server(self.app, self.settings)
+        queue = self._server.task_dispatcher.queue
+        HTTP_QUEUED.set_function(lambda: len(queue))
         log.info("serving on http://%s:%s", self._server.effective_host, self._server.effective_port)
         super().start(on_failure)
 

@@ -39,4 +39,7 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("pika").setLevel(max(logging.WARNING, root.level))
+    # waitress warns of every request that waits for a thread: at 64 connections on 32 threads,
+    # nearly one line a request. The frontend's bazaar_http_requests_queued gauge says it instead.
+    logging.getLogger("waitress.queue").setLevel(max(logging.ERROR, root.level))
     logging.getLogger("pika.adapters.blocking_connection").addFilter(_STREAM_CLOSE)

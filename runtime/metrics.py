@@ -23,6 +23,9 @@ HTTP_REQUESTS = Counter("bazaar_http_requests_total", "HTTP requests answered, b
                         ["route", "method", "status"])
 HTTP_DURATION = Histogram("bazaar_http_request_duration_seconds", "Time to answer an HTTP request.",
                           ["route", "method"], buckets=LATENCY_BUCKETS)
+# Read when scraped (frontend/server.py): the requests waitress has read that wait for a free thread.
+HTTP_QUEUED = Gauge("bazaar_http_requests_queued",
+                    "HTTP requests read and waiting for one of the FRONTEND_THREADS handler threads.")
 
 # The frontend's cache of stock lookups (frontend/cache.py).
 CACHE_HITS = Counter("bazaar_cache_hits_total", "Stock lookups answered from the frontend's cache.")

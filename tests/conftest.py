@@ -1,6 +1,7 @@
 """Fixtures: a real RabbitMQ, a namespace and data directory per test, and the services as processes
 (harness/stack.py). Tests in tests/http and tests/unit use none of them: they need no broker."""
 import contextlib
+import logging
 import os
 import shutil
 import subprocess
@@ -186,3 +187,12 @@ def frontend_url(stack):
 def fast_settings(settings):
     """Settings with a short RPC timeout, for tests that wait for one."""
     return replace(settings, rpc_timeout=0.5)
+
+
+@pytest.fixture
+def root_logger():
+    """setup_logging replaces the root logger's handlers, pytest's own among them: put them back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level

@@ -1,18 +1,7 @@
 """Log setup: one format, and pika's expected close of a stream reader kept out of the logs."""
 import logging
 
-import pytest
-
 from runtime.logs import setup_logging
-
-
-@pytest.fixture
-def root_logger():
-    """setup_logging replaces the root logger's handlers, pytest's own among them: put them back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:], root.level = handlers, level
 
 
 def test_a_stream_readers_expected_close_is_dropped_and_other_pika_errors_are_kept(capsys, root_logger):
