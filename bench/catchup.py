@@ -21,6 +21,7 @@ from runtime.settings import Settings
 
 TIMEOUT = 300.0  # seconds a replica may take to catch up
 
+
 def replica(settings, data_dir):
     """A started replica on ``data_dir``: ``(ReplicatedLog, OrderLog)``."""
     orders = OrderLog(data_dir)
@@ -59,8 +60,8 @@ def main(argv=None):
         for run in range(args.runs):
             seconds = catch_up(settings, root / f"replica-{run}", args.entries, TIMEOUT)
             print(f"replica {run}: {args.entries} entries in "
-                  + (f"{seconds:.2f} s, {args.entries / seconds:,.0f} entries a second" if seconds
-                     else f"more than {TIMEOUT:g} s"))
+                  + (f"more than {TIMEOUT:g} s" if seconds is None
+                     else f"{seconds:.2f} s, {args.entries / seconds:,.0f} entries a second"))
     finally:
         leader.stop()
         orders.close()
