@@ -10,6 +10,7 @@ from pika import BlockingConnection
 
 from broker import tracing
 from broker.client import BROKER_UNAVAILABLE, DIRECT_REPLY_TO, RpcClient
+from broker.connection import call_soon
 from broker.consumer import Consumer
 from broker.messages import RpcError, deadline, encode, parse_reply, properties, unique_id
 from runtime.logs import request_id
@@ -73,9 +74,9 @@ class Batcher(Consumer):
                 if self._link is None:
                     raise RpcError(503, BROKER_UNAVAILABLE)
                 queue = self._queued.setdefault((service, method), [])
+                if not queue:  # the first since the last batch asks for one; the rest join it
+                    call_soon(self._link[0], functools.partial(self._send, service, method), BROKER_UNAVAILABLE)
                 queue.append((args, request_id.get(), tracing.inject({}), reply, time.time() + timeout))
-                if len(queue) == 1:  # the first since the last batch asks for one; the rest join it
-                    self._link[0].add_callback_threadsafe(functools.partial(self._send, service, method))
             try:
                 envelope, sent_ns, replied_ns = reply.result(timeout=max(timeout, 0))
             except TimeoutError:

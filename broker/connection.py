@@ -1,12 +1,14 @@
 """Connecting to RabbitMQ (one node or a cluster) with bounded exponential backoff, and declaring the queues."""
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pika
 import tenacity
-from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
+from pika.exceptions import AMQPConnectionError, AMQPError, ChannelClosedByBroker
 
+from broker.messages import RpcError
 from runtime.lifecycle import Fatal
 from runtime.settings import Settings
 
@@ -40,10 +42,19 @@ def connect(settings: Settings, name: str, stopping: threading.Event,
         wait=tenacity.wait_exponential(multiplier=0.1, max=5),
         stop=tenacity.stop_when_event_set(stopping) | tenacity.stop_after_delay(patience or float("inf")),
         sleep=stopping.wait,  # type: ignore[arg-type]  # its bool is ignored
-        before_sleep=tenacity.before_sleep_log(log, logging.WARNING),
+        before_sleep=_log_retry,
         reraise=True,
     )
     return retrying(pika.BlockingConnection, params)
+
+
+def _log_retry(retry_state: tenacity.RetryCallState) -> None:
+    """One line a failed attempt, with its cause: pika's own, a dozen lines and a traceback an
+    attempt (runtime.logs drops them), say no more, and its exception's text is empty."""
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    cause = "; ".join(str(arg) for arg in getattr(exc, "args", ())) or repr(exc)
+    log.warning("cannot connect to the broker (%s): retrying in %.1f s", cause,
+                retry_state.next_action.sleep if retry_state.next_action else 0)
 
 
 def tick(connection: pika.BlockingConnection, seconds: float) -> None:
@@ -54,6 +65,16 @@ def tick(connection: pika.BlockingConnection, seconds: float) -> None:
     is due, then wakes its loop for nothing: a consumer fed one message every 4 ms woke 1.7 times a
     message and spent 223-244 µs of CPU on each (190 µs with the cancelled timers dropped)."""
     connection.call_later(seconds, lambda: tick(connection, seconds))
+
+
+def call_soon(connection: pika.BlockingConnection, callback: Callable[[], object], unavailable: str) -> None:
+    """Have ``connection``'s own thread run ``callback`` (pika is not thread-safe), or raise RpcError 503
+    ``unavailable``: the broker has closed the connection and its thread has not noticed it yet, so
+    pika refuses the callback (a trade in a broker restart got a 500 from that race)."""
+    try:
+        connection.add_callback_threadsafe(callback)
+    except AMQPError:
+        raise RpcError(503, unavailable) from None
 
 
 def declare_queue(channel: Any, settings: Settings, service: str, single_active: bool = False) -> str:

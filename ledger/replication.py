@@ -22,6 +22,7 @@ from typing import Any
 import pika
 
 from broker import tracing
+from broker.connection import call_soon
 from broker.consumer import Consumer
 from broker.messages import RpcError, deadline_left, unique_id
 from broker.server import StepDown
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 # A follower is on nobody's critical path: it reads and fsyncs in rounds this long (at most),
 # leaving the CPUs, the broker and the disk to the leader between them.
 FOLLOWER_ROUND = 0.2
+NO_STREAM = "no connection to the order stream"
 PROBE_EVERY = 1.0  # seconds between checks whether a disk with a fault takes writes again
 
 
@@ -222,13 +224,12 @@ class ReplicatedLog(Consumer):
                 raise RpcError(404, f"stock {name!r} not found")
             raise RpcError(409, f"insufficient quantity of {name}: {stock.quantity + reserved} available")
         if self._link is None:
-            raise RpcError(503, "no connection to the order stream")
+            raise RpcError(503, NO_STREAM)
+        if not self._outbox:  # the first order since the last flush asks for one; the rest join it
+            call_soon(self._link[0], self._flush, NO_STREAM)
         order = Order(self._proposed, name, order_type, quantity, trade_id, self._proposed + 1, _now_ms())
         outcome: Future = Future()
         self._outbox.append((order, outcome, tracing.inject({})))
-        if len(self._outbox) == 1:  # the first order since the last flush asks for one; the rest join it
-            connection, _ = self._link
-            connection.add_callback_threadsafe(self._flush)
         self._proposed += 1
         self._reserved[name] = reserved + change(order_type, quantity)
         self._in_flight[trade_id] = name, change(order_type, quantity)
@@ -366,14 +367,14 @@ class ReplicatedLog(Consumer):
         self._connected.wait(deadline_left(self.settings.rpc_timeout))
         with self._lock:
             if self._link is None:
-                raise RpcError(503, "no connection to the order stream")
+                raise RpcError(503, NO_STREAM)
             connection, channel = self._link
-            self._waiters[message_id] = [outcome]
             props = pika.BasicProperties(type=kind, message_id=message_id, content_type="application/json",
                                          app_id=self.replica, delivery_mode=2,
                                          headers=tracing.inject({}) or None)
             # Callbacks run in order: the stream gets a marker after the proposals queued before it.
-            connection.add_callback_threadsafe(lambda: channel.basic_publish("", self.stream, body, props))
+            call_soon(connection, lambda: channel.basic_publish("", self.stream, body, props), NO_STREAM)
+            self._waiters[message_id] = [outcome]
         self._wake.set()
         return outcome
 

@@ -147,6 +147,14 @@ def admin(settings):
 
 
 @pytest.fixture
+def closed_connection(settings):
+    """A connection to the broker, closed: as one the broker has closed and whose thread has not noticed."""
+    connection = pika.BlockingConnection(parameters(settings, "closed"))
+    connection.close()
+    return connection
+
+
+@pytest.fixture
 def stack(settings, tmp_path):
     """A running stack: catalog worker, order worker and frontend, with the test's ``admin``."""
     with Stack(settings, log_dir=tmp_path) as stack:

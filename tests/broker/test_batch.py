@@ -160,6 +160,19 @@ def test_a_batch_never_answered_is_a_504_and_the_next_goes_on_a_new_connection(s
         assert list(pool.map(lambda n: batcher.call("echo", "echo", {"n": n}), range(2))) == [{"n": 0}, {"n": 1}]
 
 
+def test_a_call_made_as_the_broker_closes_the_connection_is_a_503(server, batcher, handlers, closed_connection):
+    with ThreadPoolExecutor(1) as pool:
+        alone = pool.submit(batcher.call, "echo", "echo", {"n": 0})  # held by the gate: the next call is batched
+        wait_until(lambda: len(handlers.taken) == 1, 5, "the lone call taken")
+        batcher._link = closed_connection, batcher._link[1]  # closed by the broker; its thread has not noticed
+        with pytest.raises(RpcError) as refused:
+            batcher.call("echo", "echo", {"n": 1})
+        assert refused.value.code == 503 and refused.value.message == "message broker unavailable"
+        assert not batcher._queued.get(("echo", "echo"))  # nothing left for the next batch to carry
+        handlers.release()
+        assert alone.result(timeout=5) == {"n": 0}
+
+
 def test_a_traced_request_takes_the_quick_path_in_a_span_that_lasts_until_its_reply(
         server, settings, handlers, monkeypatch):
     spans, provider = InMemorySpanExporter(), TracerProvider()

@@ -238,6 +238,23 @@ def test_trades_proposed_while_the_reader_is_busy_go_out_in_one_entry(settings, 
         assert leader.position - start == 1 and leader.stocks.get("FishCo").quantity == 91
 
 
+def test_a_trade_proposed_as_the_broker_closes_the_stream_connection_is_a_503(settings, tmp_path, closed_connection):
+    with replica(settings, tmp_path / "a") as leader:
+        leader.propose("first", "FishCo", "buy", 1)
+        link = leader._link
+        leader._link = closed_connection, link[1]  # closed by the broker; the reader has not noticed yet
+        with pytest.raises(RpcError) as refused:
+            leader.propose("t1", "FishCo", "buy", 1)  # its order would have gone out in the next entry
+        assert (refused.value.code, refused.value.message) == (503, replication.NO_STREAM)
+        leader.resign()
+        with pytest.raises(RpcError) as refused:
+            leader.lead()  # its sync marker would have gone out
+        assert (refused.value.code, refused.value.message) == (503, replication.NO_STREAM)
+        assert not leader._outbox and not leader._waiters and not leader._pending  # nothing stranded
+        leader._link = link
+        assert leader.propose("t1", "FishCo", "buy", 1).number == 1
+
+
 def test_the_stocks_are_saved_with_the_position_and_read_back(settings, tmp_path):
     with replica(settings, tmp_path / "a") as leader:
         leader.propose("t0", "BoarCo", "sell", 5)
