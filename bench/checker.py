@@ -11,6 +11,7 @@ list of descriptions per property (all empty when the run was correct):
 - unique: no number was acknowledged for two trades,
 - retries: every answer to one key carried the same number,
 - refused: no trade refused with a 4xx is in a log,
+- answers: every HTTP answer is one a well-formed trade may get under faults (CLEAR): a 500 is a bug,
 - catalog: in each replica's stock table, each stock's quantity, volume and seq are the initial
   stock plus its log's trades,
 - identical: the replicas' logs are byte-identical.
@@ -20,11 +21,13 @@ import csv
 import io
 from collections import Counter, defaultdict
 
-from bench.history import acknowledged, outcome
+from bench.history import TRANSPORT, acknowledged, outcome
 from ledger.position import read_position
 from ledger.stocks import DEFAULT_QUANTITY
 
-PROPERTIES = ("acknowledged", "once", "gapless", "unique", "retries", "refused", "catalog", "identical")
+PROPERTIES = ("acknowledged", "once", "gapless", "unique", "retries", "refused", "answers", "catalog", "identical")
+# Done, refused for want of shares, unavailable, timed out, disk full: each tells the client what to do.
+CLEAR = (200, 409, 503, 504, 507)
 
 
 def parse_log(data):
@@ -97,6 +100,9 @@ def _check_catalog(found, replica, log, stocks, initial):
 def _check_answers(found, history):
     owners = defaultdict(set)
     for operation in history:
+        unclear = [status for *_, status, _ in operation["attempts"] if status != TRANSPORT and status not in CLEAR]
+        if unclear:
+            found["answers"].append(f"trade {operation['key']} was answered {unclear}")
         numbers = {number for _, _, status, number in operation["attempts"] if status == 200}
         if len(numbers) > 1:
             found["retries"].append(f"trade {operation['key']} got the numbers {sorted(numbers)}")

@@ -71,6 +71,8 @@ def test_a_correct_run_violates_nothing():
     ([op("a", BUY, (200, 0), (200, 1))], {"r0": log(("a", BUY), ("a2", BUY))}, stocks(96, 4, 2), {"retries"}),
     # a trade refused with a 409 was applied anyway
     ([HISTORY[3]], {"r0": log(("d", BUY))}, stocks(98, 2, 1), {"refused"}),
+    # an answer that tells the client nothing it can act on (a bug), though the trade went through on retry
+    ([op("a", BUY, (500, None), (200, 0))], {"r0": log(("a", BUY))}, stocks(98, 2, 1), {"answers"}),
     # a stock table is not the initial stock plus the log: its quantity, or its seq
     (HISTORY[:2], {"r0": log(("a", BUY), ("b", SELL))}, stocks(98, 4, 2), {"catalog"}),
     (HISTORY[:2], {"r0": log(("a", BUY), ("b", SELL))}, stocks(100, 4, 1), {"catalog"}),
