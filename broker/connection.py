@@ -49,8 +49,9 @@ def connect(settings: Settings, name: str, stopping: threading.Event,
 
 
 def _log_retry(retry_state: tenacity.RetryCallState) -> None:
-    """One line a failed attempt, with its cause: pika's own, a dozen lines and a traceback an
-    attempt (runtime.logs drops them), say no more, and its exception's text is empty."""
+    """Log a failed attempt in one line with its cause. pika's own lines for it (a dozen and a
+    traceback, which runtime.logs drops) say no more, and the exception's text is empty: the
+    cause is in its args."""
     exc = retry_state.outcome.exception() if retry_state.outcome else None
     cause = "; ".join(str(arg) for arg in getattr(exc, "args", ())) or repr(exc)
     log.warning("cannot connect to the broker (%s): retrying in %.1f s", cause,
