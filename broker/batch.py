@@ -74,8 +74,9 @@ class Batcher(Consumer):
                 if self._link is None:
                     raise RpcError(503, BROKER_UNAVAILABLE)
                 queue = self._queued.setdefault((service, method), [])
-                if not queue:  # the first since the last batch asks for one; the rest join it
-                    call_soon(self._link[0], functools.partial(self._send, service, method), BROKER_UNAVAILABLE)
+                # The first since the last batch asks for one; the rest join it.
+                if not queue and not call_soon(self._link[0], functools.partial(self._send, service, method)):
+                    raise RpcError(503, BROKER_UNAVAILABLE)
                 queue.append((args, request_id.get(), tracing.inject({}), reply, time.time() + timeout))
             try:
                 envelope, sent_ns, replied_ns = reply.result(timeout=max(timeout, 0))

@@ -8,7 +8,6 @@ import pika
 import tenacity
 from pika.exceptions import AMQPConnectionError, AMQPError, ChannelClosedByBroker
 
-from broker.messages import RpcError
 from runtime.lifecycle import Fatal
 from runtime.settings import Settings
 
@@ -68,14 +67,15 @@ def tick(connection: pika.BlockingConnection, seconds: float) -> None:
     connection.call_later(seconds, lambda: tick(connection, seconds))
 
 
-def call_soon(connection: pika.BlockingConnection, callback: Callable[[], object], unavailable: str) -> None:
-    """Have ``connection``'s own thread run ``callback`` (pika is not thread-safe), or raise RpcError 503
-    ``unavailable``: the broker has closed the connection and its thread has not noticed it yet, so
-    pika refuses the callback (a trade in a broker restart got a 500 from that race)."""
+def call_soon(connection: pika.BlockingConnection, callback: Callable[[], object]) -> bool:
+    """Have ``connection``'s own thread run ``callback`` (pika is not thread-safe); False if the broker
+    has closed the connection and its thread has not noticed it yet, so pika refused the callback
+    (uncaught, that race once made a trade in a broker restart a 500)."""
     try:
         connection.add_callback_threadsafe(callback)
+        return True
     except AMQPError:
-        raise RpcError(503, unavailable) from None
+        return False
 
 
 def declare_queue(channel: Any, settings: Settings, service: str, single_active: bool = False) -> str:

@@ -10,10 +10,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pika import BasicProperties, BlockingConnection
-from pika.exceptions import AMQPError
 
 from broker import tracing
-from broker.connection import declare_queue
+from broker.connection import call_soon, declare_queue
 from broker.consumer import Consumer
 from broker.events import declare_exchange
 from broker.futures import gather
@@ -231,10 +230,9 @@ class RpcServer(Consumer):
         if not self._pool:
             operation(*args)
             return
-        try:
-            channel.connection.add_callback_threadsafe(functools.partial(operation, *args))
-        except AMQPError as exc:  # the broker redelivers the request to the next active consumer
-            log.warning("lost the connection before replying: %r", exc)
+        if not call_soon(channel.connection, functools.partial(operation, *args)):
+            # The broker redelivers the request to the next active consumer.
+            log.warning("lost the connection before replying")
 
     def _handle(self, channel: Any, delivery: Any, props: BasicProperties, body: bytes) -> None:
         try:

@@ -225,8 +225,9 @@ class ReplicatedLog(Consumer):
             raise RpcError(409, f"insufficient quantity of {name}: {stock.quantity + reserved} available")
         if self._link is None:
             raise RpcError(503, NO_STREAM)
-        if not self._outbox:  # the first order since the last flush asks for one; the rest join it
-            call_soon(self._link[0], self._flush, NO_STREAM)
+        # The first order since the last flush asks for one; the rest join it.
+        if not self._outbox and not call_soon(self._link[0], self._flush):
+            raise RpcError(503, NO_STREAM)
         order = Order(self._proposed, name, order_type, quantity, trade_id, self._proposed + 1, _now_ms())
         outcome: Future = Future()
         self._outbox.append((order, outcome, tracing.inject({})))
@@ -373,7 +374,8 @@ class ReplicatedLog(Consumer):
                                          app_id=self.replica, delivery_mode=2,
                                          headers=tracing.inject({}) or None)
             # Callbacks run in order: the stream gets a marker after the proposals queued before it.
-            call_soon(connection, lambda: channel.basic_publish("", self.stream, body, props), NO_STREAM)
+            if not call_soon(connection, lambda: channel.basic_publish("", self.stream, body, props)):
+                raise RpcError(503, NO_STREAM)
             self._waiters[message_id] = [outcome]
         self._wake.set()
         return outcome
